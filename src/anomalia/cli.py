@@ -1,0 +1,278 @@
+"""The ``anomalia`` command line: parses arguments, builds a config, calls the library.
+
+``main(argv)`` returns an exit code and is callable from tests: 0 success, 1 a check failed
+(``evaluate`` could not reproduce the saved metrics), 2 a usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from anomalia import __version__
+from anomalia.errors import AnomaliaError, ConfigError
+
+# flag destination -> dotted config key (only flags the user gave override the config file)
+_FLAG_KEYS = {
+    "method": "method",
+    "dataset": "data.dataset",
+    "data_dir": "data.data_dir",
+    "normal_class": "data.normal_class",
+    "anomaly_ratio": "data.anomaly_ratio",
+    "anomaly_classes": "data.anomaly_classes",
+    "n_known_anomaly_classes": "data.n_known_anomaly_classes",
+    "pollution": "data.pollution",
+    "val_fraction": "data.val_fraction",
+    "download": "data.download",
+    "batch_size": "train.batch_size",
+    "n_epochs": "train.n_epochs",
+    "lr": "train.lr",
+    "normal_fraction": "train.normal_fraction",
+    "seed": "train.seed",
+    "accelerator": "train.accelerator",
+    "devices": "train.devices",
+    "strategy": "train.strategy",
+    "num_nodes": "train.num_nodes",
+    "precision": "train.precision",
+    "num_workers": "train.num_workers",
+    "deterministic": "train.deterministic",
+    "progress_bar": "train.progress_bar",
+    "loss": "model.error",
+    "latent_dim": "model.latent_dim",
+    "output_dir": "output_dir",
+    "name": "name",
+    "plots": "plots",
+}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _devices(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("experiment")
+    g.add_argument("--config", metavar="FILE", help="YAML config file; flags override its keys")
+    g.add_argument("--method", help="detector to train (see `anomalia list`); default autoencoder")
+    g.add_argument("--normal-class", type=int, help="class treated as normal (default 0)")
+    g.add_argument(
+        "--anomaly-ratio",
+        type=float,
+        help="gamma_l: share of labelled anomalies in the training set, in [0, 1) (default 0.05)",
+    )
+    g.add_argument(
+        "--anomaly-classes",
+        type=_int_list,
+        metavar="C,C,...",
+        help="classes labelled anomalies come from (default: all but the normal class)",
+    )
+    g.add_argument(
+        "--n-known-anomaly-classes",
+        type=int,
+        metavar="K",
+        help="pick K of the anomaly classes at random (1 = Deep SAD's k_l = 1 scenario)",
+    )
+    g.add_argument(
+        "--pollution",
+        type=float,
+        help="gamma_p: share of unlabelled anomalies among unlabelled training images (default 0)",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        help="share of training images held out for validation (default 0.1)",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--dataset", help="fashion_mnist (default) or idx (your own IDX files in --data-dir)"
+    )
+    g.add_argument(
+        "--data-dir", metavar="DIR", help="directory searched first for the dataset files"
+    )
+    g.add_argument(
+        "--no-download",
+        dest="download",
+        action="store_const",
+        const=False,
+        help="never download; fail if no local copy is found",
+    )
+    g = p.add_argument_group("training (defaults: the study's settings)")
+    g.add_argument("--batch-size", type=int, help="images per batch (default 32)")
+    g.add_argument("--n-epochs", type=int, help="epochs (default 15)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    g.add_argument(
+        "--loss",
+        choices=["mse", "l1"],
+        help="reconstruction error for loss and score (default mse)",
+    )
+    g.add_argument("--latent-dim", type=int, help="autoencoder bottleneck size (default 32)")
+    g.add_argument(
+        "--normal-fraction",
+        type=float,
+        help="share of normal images in each balanced batch (default 0.5)",
+    )
+    g.add_argument("--seed", type=int, help="seeds split, weights and batches (default 0)")
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any config key, e.g. --set model.abc_weight=0.1 (repeatable)",
+    )
+    g = p.add_argument_group("hardware (passed to Lightning)")
+    g.add_argument("--accelerator", help="auto (default), cpu, gpu, mps, ...")
+    g.add_argument("--devices", type=_devices, help="number or list of devices, or auto")
+    g.add_argument("--strategy", help="auto, ddp, ddp_spawn, ... (multi-GPU / multi-node)")
+    g.add_argument("--num-nodes", type=int, help="machines taking part in DDP training")
+    g.add_argument("--precision", help="32-true (default), bf16-mixed, 16-mixed, ...")
+    g.add_argument("--num-workers", type=int, help="DataLoader worker processes (default 0)")
+    g.add_argument(
+        "--deterministic", action="store_const", const=True, help="deterministic kernels"
+    )
+    g = p.add_argument_group("output")
+    g.add_argument("--output-dir", metavar="DIR", help="root of run directories (default runs)")
+    g.add_argument("--name", help="run directory name (default: UTC timestamp)")
+    g.add_argument(
+        "--no-plots", dest="plots", action="store_const", const=False, help="skip PNG plots"
+    )
+    g.add_argument(
+        "--no-progress-bar",
+        dest="progress_bar",
+        action="store_const",
+        const=False,
+        help="hide the progress bar",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anomalia",
+        description="Image anomaly detection when normal images dominate and labelled "
+        "anomalies are few.",
+    )
+    parser.add_argument("--version", action="version", version=f"anomalia {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser(
+        "train",
+        help="train, evaluate and write a run directory",
+        description="Train a detector on one normal class, evaluate it on the test "
+        "set and write a run directory with metrics, scores and plots.",
+    )
+    _add_train_args(train)
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="re-score a saved run and check its metrics",
+        description="Reload RUN_DIR's model and split, re-score the test set and "
+        "compare with the saved scores and metrics.",
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--accelerator", default="auto", help="device to score on (default auto)")
+    download = sub.add_parser("download", help="fetch a dataset into the cache or --data-dir")
+    download.add_argument("dataset", help="dataset name, e.g. fashion_mnist")
+    download.add_argument(
+        "--data-dir", metavar="DIR", help="where to put the files (default: user cache)"
+    )
+    sub.add_parser("list", help="list methods and datasets")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """Defaults < config file < flags < --set."""
+    from anomalia.config import RunConfig, from_dict, load_yaml, set_dotted
+
+    data: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    for dest, key in _FLAG_KEYS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            set_dotted(data, key, value)
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        set_dotted(data, key.strip(), yaml.safe_load(raw))
+    return from_dict(RunConfig, data)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from anomalia.experiment import run_experiment
+    from anomalia.reporting import metrics_table
+
+    result = run_experiment(config_from_args(args))
+    m = result.metrics
+    print(
+        f"\n{result.config.method}, normal class {result.config.data.normal_class}: "
+        f"trained in {m['train_seconds']:.0f} s"
+    )
+    print(metrics_table(m))
+    print(f"\nrun directory: {result.run_dir}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from anomalia.experiment import evaluate_run, read_metrics
+    from anomalia.reporting import metrics_table
+
+    metrics, diff = evaluate_run(args.run_dir, accelerator=args.accelerator)
+    print(metrics_table(metrics))
+    saved = read_metrics(args.run_dir)
+    same = math.isclose(saved["auroc"], metrics["auroc"], abs_tol=1e-6) and diff <= 1e-5
+    print(
+        f"\nsaved AUROC {saved['auroc']:.6f}, re-scored {metrics['auroc']:.6f}; "
+        f"largest score difference {diff:.3g}: {'reproduced' if same else 'NOT reproduced'}"
+    )
+    return 0 if same else 1
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from anomalia.data.datasets import download, get_dataset_spec
+
+    spec = get_dataset_spec(args.dataset)
+    target = download(spec, args.data_dir)
+    print(f"{spec.name}: files in {target}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from anomalia.data import available_datasets
+    from anomalia.models import available_models
+
+    print("methods: " + ", ".join(available_models()))
+    print("datasets: " + ", ".join(available_datasets()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = {
+        "train": _cmd_train,
+        "evaluate": _cmd_evaluate,
+        "download": _cmd_download,
+        "list": _cmd_list,
+    }[args.command]
+    try:
+        return command(args)
+    except AnomaliaError as err:
+        print(f"anomalia: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("anomalia: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The user-facing detector, shaped like a scikit-learn / PyOD estimator.
+
+>>> import numpy as np
+>>> from anomalia import Detector
+>>> rng = np.random.default_rng(0)
+>>> images = rng.random((64, 1, 16, 16), dtype=np.float32)
+>>> labels = np.r_[np.zeros(56), np.ones(8)]          # 1 marks a labelled anomaly
+>>> det = Detector("autoencoder", n_epochs=1, progress_bar=False).fit(images, labels)
+>>> det.decision_function(images).shape              # higher = more anomalous
+(64,)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from anomalia.config import TrainConfig, from_dict, to_dict
+from anomalia.data.images import TensorImageDataset, collate_batch, to_image_tensor
+from anomalia.data.sampler import BalancedBatchSampler
+from anomalia.errors import ConfigError, DataError, NotFittedError
+from anomalia.models import get_model_config
+from anomalia.training import build_trainer, get_module_class
+from anomalia.utils import resolve_device, seed_everything, torch_save_atomic, versions
+
+FORMAT = "anomalia-detector"
+FORMAT_VERSION = 1
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _as_targets(labels: Any, n: int, name: str) -> np.ndarray:
+    if labels is None:
+        return np.zeros(n, dtype=np.int64)
+    targets = np.asarray(labels)
+    if targets.shape != (n,):
+        raise DataError(f"{name} must have one entry per image ({n}), got shape {targets.shape}")
+    if not np.isin(targets, (0, 1)).all():
+        raise DataError(
+            f"{name} must be 0 (normal or unlabelled) or 1 (anomaly), got {np.unique(targets)}"
+        )
+    return targets.astype(np.int64)
+
+
+class Detector:
+    """An image anomaly detector that can learn from a few labelled anomalies.
+
+    Args:
+        method: a registered method (``anomalia.models.available_models()``).
+        work_dir: where Lightning writes checkpoints and logs while fitting (optional).
+        **params: the method's model parameters (e.g. ``latent_dim``) and training settings
+            (fields of :class:`anomalia.config.TrainConfig`, e.g. ``n_epochs``, ``lr``, ``seed``).
+
+    Attributes:
+        threshold_: score above which :meth:`predict` says "anomaly"; fitted on validation data
+            when given to :meth:`fit`, else on the training normals.
+        model_: the trained scoring network (``score(x)``), without any training-only parts.
+    """
+
+    model_: Any  # an nn.Module with score(x) and reconstruct(x)
+
+    def __init__(
+        self, method: str = "autoencoder", *, work_dir: str | Path | None = None, **params: Any
+    ) -> None:
+        self.method = method
+        self.work_dir = work_dir
+        self.params = params
+
+    # ----------------------------------------------------------------------------- config
+    def resolved_config(self) -> tuple[Any, TrainConfig]:
+        """(model config, training config) after validating ``params``."""
+        model_cls = get_model_config(self.method)
+        model_fields = {f.name for f in dataclasses.fields(model_cls)}
+        unknown = sorted(set(self.params) - model_fields - _TRAIN_FIELDS)
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {', '.join(unknown)} for method {self.method!r}; "
+                f"model parameters: {', '.join(sorted(model_fields))}; "
+                f"training parameters: {', '.join(sorted(_TRAIN_FIELDS))}"
+            )
+        model_cfg = from_dict(
+            model_cls, {k: v for k, v in self.params.items() if k in model_fields}
+        )
+        train_cfg = from_dict(
+            TrainConfig, {k: v for k, v in self.params.items() if k in _TRAIN_FIELDS}
+        )
+        for name in ("batch_size", "n_epochs", "eval_batch_size"):
+            if getattr(train_cfg, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(train_cfg, name)}")
+        if train_cfg.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {train_cfg.lr}")
+        if not 0 < train_cfg.threshold_quantile < 1:
+            raise ConfigError(
+                f"threshold_quantile must be in (0, 1), got {train_cfg.threshold_quantile}"
+            )
+        return model_cfg, train_cfg
+
+    # -------------------------------------------------------------------------------- fit
+    def fit(
+        self,
+        images: Any,
+        labels: Any = None,
+        *,
+        val_images: Any = None,
+        val_labels: Any = None,
+        ckpt_path: str | Path | None = None,
+    ) -> Detector:
+        """Train on ``images``; ``labels`` (optional) marks labelled anomalies with 1.
+
+        Args:
+            images: (N, H, W), (N, C, H, W) or (N, H, W, C); uint8 or float in [0, 1].
+            labels: 0 = normal or unlabelled, 1 = labelled anomaly; None = all normal.
+            val_images: held-out images used for validation metrics and the threshold.
+            val_labels: their labels, as for ``labels``.
+            ckpt_path: a Lightning checkpoint to resume training from.
+
+        Returns:
+            self
+        """
+        model_cfg, train_cfg = self.resolved_config()
+        x = to_image_tensor(images, "images")
+        if x.shape[-1] != x.shape[-2]:
+            raise DataError(
+                f"images must be square, got {x.shape[-2]}x{x.shape[-1]}; resize them first"
+            )
+        targets = _as_targets(labels, len(x), "labels")
+        seed_everything(train_cfg.seed)
+        module = get_module_class(self.method)(
+            in_channels=x.shape[1],
+            image_size=x.shape[-1],
+            model=to_dict(model_cfg),
+            optim={
+                "lr": train_cfg.lr,
+                "betas": list(train_cfg.betas),
+                "weight_decay": train_cfg.weight_decay,
+            },
+        )
+        sampler = BalancedBatchSampler(
+            targets, train_cfg.batch_size, train_cfg.normal_fraction, train_cfg.seed
+        )
+        train_loader = torch.utils.data.DataLoader(
+            TensorImageDataset(x, targets),
+            batch_sampler=sampler,
+            collate_fn=collate_batch,
+            num_workers=train_cfg.num_workers,
+            persistent_workers=train_cfg.num_workers > 0,
+        )
+        val_loader = None
+        if val_images is not None:
+            vx = to_image_tensor(val_images, "val_images")
+            if vx.shape[1:] != x.shape[1:]:
+                raise DataError(
+                    f"val_images are {tuple(vx.shape[1:])} but images are {tuple(x.shape[1:])}"
+                )
+            vy = _as_targets(val_labels, len(vx), "val_labels")
+            val_loader = torch.utils.data.DataLoader(
+                TensorImageDataset(vx, vy),
+                batch_size=train_cfg.eval_batch_size,
+                collate_fn=collate_batch,
+            )
+        trainer = build_trainer(train_cfg, self.work_dir)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+
+        self.model_config_ = model_cfg
+        self.train_config_ = train_cfg
+        self.in_channels_ = int(x.shape[1])
+        self.image_size_ = int(x.shape[-1])
+        self.model_ = module.model.eval()
+        self.device_ = resolve_device(train_cfg.accelerator)
+        if val_images is not None:
+            self.threshold_, self.threshold_rule_ = self._fit_threshold(
+                self.decision_function(vx), vy
+            )
+        else:
+            self.threshold_, self.threshold_rule_ = self._fit_threshold(
+                self.decision_function(x[targets == 0]), np.zeros(int((targets == 0).sum()))
+            )
+        return self
+
+    def _fit_threshold(self, scores: np.ndarray, labels: np.ndarray) -> tuple[float, str]:
+        """F1-optimal threshold if labelled anomalies are present, else a quantile of normals."""
+        if labels.any() and not labels.all():
+            from sklearn.metrics import precision_recall_curve
+
+            precision, recall, thresholds = precision_recall_curve(labels, scores)
+            f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+            return float(thresholds[int(np.argmax(f1[:-1]))]), "max F1 on validation"
+        q = self.train_config_.threshold_quantile
+        return float(np.quantile(scores[labels == 0], q)), f"{q:g} quantile of normal scores"
+
+    # ---------------------------------------------------------------------------- scoring
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "this Detector is not fitted yet; call fit(images, labels) or Detector.load(path)"
+            )
+
+    def _batches(self, images: Any) -> Any:
+        x = to_image_tensor(images, "images")
+        if tuple(x.shape[1:]) != (self.in_channels_, self.image_size_, self.image_size_):
+            raise DataError(
+                f"images are {tuple(x.shape[1:])} but the detector was trained on "
+                f"{(self.in_channels_, self.image_size_, self.image_size_)} (C, H, W)"
+            )
+        bs = self.train_config_.eval_batch_size
+        for start in range(0, len(x), bs):
+            yield x[start : start + bs].to(self.device_)
+
+    @torch.inference_mode()
+    def decision_function(self, images: Any) -> np.ndarray:
+        """Anomaly score per image (higher = more anomalous), computed in batches."""
+        self._check_fitted()
+        self.model_.to(self.device_).eval()
+        scores = [self.model_.score(batch).float().cpu() for batch in self._batches(images)]
+        return torch.cat(scores).numpy().astype(np.float64)
+
+    def predict(self, images: Any) -> np.ndarray:
+        """1 where the score exceeds ``threshold_``, else 0."""
+        return (self.decision_function(images) > self.threshold_).astype(np.int64)
+
+    @torch.inference_mode()
+    def reconstruct(self, images: Any) -> np.ndarray:
+        """Reconstructions (N, C, H, W) in [0, 1], for inspection and plots."""
+        self._check_fitted()
+        self.model_.to(self.device_).eval()
+        out = [self.model_.reconstruct(batch).float().cpu() for batch in self._batches(images)]
+        return torch.cat(out).numpy()
+
+    # ------------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write weights, constructor arguments and resolved config (no pickled objects)."""
+        self._check_fitted()
+        torch_save_atomic(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "method": self.method,
+                "model_config": to_dict(self.model_config_),
+                "train_config": to_dict(self.train_config_),
+                "in_channels": self.in_channels_,
+                "image_size": self.image_size_,
+                "threshold": self.threshold_,
+                "threshold_rule": self.threshold_rule_,
+                "state_dict": {k: v.cpu() for k, v in self.model_.state_dict().items()},
+                "versions": versions(),
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, accelerator: str = "auto") -> Detector:
+        """Rebuild a detector written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: no saved detector there")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise DataError(f"{path}: not a readable anomalia detector file ({err})") from err
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise DataError(f"{path}: not an anomalia detector file")
+        if state["format_version"] > FORMAT_VERSION:
+            raise DataError(
+                f"{path}: written by a newer anomalia (format {state['format_version']}); upgrade"
+            )
+        det = cls(state["method"], **state["model_config"], **state["train_config"])
+        det.model_config_, det.train_config_ = det.resolved_config()
+        det.in_channels_ = state["in_channels"]
+        det.image_size_ = state["image_size"]
+        det.model_ = det.model_config_.build(det.in_channels_, det.image_size_)
+        det.model_.load_state_dict(state["state_dict"])
+        det.model_.eval()
+        det.threshold_ = state["threshold"]
+        det.threshold_rule_ = state["threshold_rule"]
+        det.device_ = resolve_device(accelerator)
+        return det
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Detector({self.method!r}{', ' + params if params else ''})"

@@ -1,0 +1,242 @@
+"""One experiment end to end: data, protocol, training, evaluation, and the run directory.
+
+Layer: above reporting, below the CLI (which only parses arguments and calls these functions).
+
+Run directory ``<output_dir>/<method>/<dataset>/class<k>/<name or timestamp>/``::
+
+    config.yaml      resolved RunConfig (loads back with load_run_config)
+    run.json         status, versions, data source, split sizes, timings
+    split.npz        the exact train/validation/test indices
+    model.pt         detector weights + constructor arguments + threshold (no pickled objects)
+    checkpoints/     Lightning checkpoints (last.ckpt) for resuming
+    logs/metrics.csv per-epoch training and validation losses
+    metrics.json     test metrics
+    scores.csv       test_index, true_class, label, score
+    plots/           roc.png, score_histogram.png, reconstructions.png
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anomalia.config import RunConfig, dump_yaml, from_dict, load_yaml, to_dict
+from anomalia.data import ImageData, Split, load_dataset, make_split
+from anomalia.detector import Detector
+from anomalia.errors import ConfigError, DataError
+from anomalia.evaluation import evaluate_scores
+from anomalia.models import get_model_config
+from anomalia.reporting import (
+    reconstruction_grid_figure,
+    roc_figure,
+    save_figure,
+    score_histogram_figure,
+)
+from anomalia.utils import atomic_open, versions, write_json
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    config: RunConfig
+    metrics: dict[str, Any]
+
+
+def resolve_config(config: RunConfig) -> RunConfig:
+    """Fill in the method's model defaults and validate every section."""
+    model_cfg = from_dict(get_model_config(config.method), config.model, prefix="model.")
+    resolved = from_dict(RunConfig, {**to_dict(config), "model": to_dict(model_cfg)})
+    Detector(resolved.method, **resolved.model, **to_dict(resolved.train)).resolved_config()
+    return resolved
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a RunConfig from YAML (unknown keys and wrong types are errors)."""
+    return from_dict(RunConfig, load_yaml(path))
+
+
+def new_run_dir(config: RunConfig) -> Path:
+    """``<output_dir>/<method>/<dataset>/class<k>/<name or UTC timestamp>``, created empty."""
+    parent = (
+        Path(config.output_dir)
+        / config.method
+        / config.data.dataset
+        / f"class{config.data.normal_class}"
+    )
+    if config.name:
+        run_dir = parent / config.name
+        if (run_dir / "metrics.json").exists() or (run_dir / "run.json").exists():
+            raise ConfigError(
+                f"run directory {run_dir} already holds a run; choose another --name or remove it"
+            )
+    else:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_dir, n = parent / stamp, 1
+        while run_dir.exists():
+            run_dir, n = parent / f"{stamp}-{n}", n + 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def prepare_data(config: RunConfig) -> tuple[ImageData, Split]:
+    """Load the dataset and build the protocol's split."""
+    data = load_dataset(config.data.dataset, config.data.data_dir, config.data.download)
+    split = make_split(
+        data.train_labels,
+        data.test_labels,
+        normal_class=config.data.normal_class,
+        anomaly_ratio=config.data.anomaly_ratio,
+        anomaly_classes=config.data.anomaly_classes,
+        n_known_anomaly_classes=config.data.n_known_anomaly_classes,
+        pollution=config.data.pollution,
+        val_fraction=config.data.val_fraction,
+        seed=config.train.seed,
+        n_classes=data.n_classes,
+    )
+    return data, split
+
+
+def write_scores(path: Path, data: ImageData, split: Split, scores: np.ndarray) -> None:
+    with atomic_open(path) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["test_index", "true_class", "label", "score"])
+        for i, label, score in zip(split.test_indices, split.test_labels, scores, strict=True):
+            writer.writerow([int(i), int(data.test_labels[i]), int(label), f"{score:.9g}"])
+
+
+def read_scores(path: Path) -> np.ndarray:
+    with path.open() as handle:
+        return np.array([float(row["score"]) for row in csv.DictReader(handle)])
+
+
+def write_plots(
+    run_dir: Path,
+    detector: Detector,
+    data: ImageData,
+    split: Split,
+    scores: np.ndarray,
+    threshold: float,
+    title: str,
+    n_images: int = 8,
+) -> None:
+    """ROC curve, score histograms and reconstruction grids into ``run_dir/plots``."""
+    plots = run_dir / "plots"
+    save_figure(roc_figure(split.test_labels, scores, title=f"ROC: {title}"), plots / "roc.png")
+    save_figure(
+        score_histogram_figure(split.test_labels, scores, threshold, title=title),
+        plots / "score_histogram.png",
+    )
+    rng = np.random.default_rng(0)
+    groups = []
+    for name, label in (("normal", 0), ("anomaly", 1)):
+        picked = rng.choice(np.flatnonzero(split.test_labels == label), n_images, replace=False)
+        images = data.test_images[split.test_indices[picked]]
+        groups.append((name, images / 255.0, detector.reconstruct(images), scores[picked]))
+    save_figure(reconstruction_grid_figure(groups), plots / "reconstructions.png")
+
+
+def run_experiment(config: RunConfig) -> RunResult:
+    """Train, evaluate and write a complete run directory; returns where and what."""
+    config = resolve_config(config)
+    data, split = prepare_data(config)
+    run_dir = new_run_dir(config)
+    header = "".join(f"# {k}: {v}\n" for k, v in versions().items())
+    with atomic_open(run_dir / "config.yaml") as handle:
+        handle.write(header + dump_yaml(to_dict(config)))
+    split.save(run_dir / "split.npz")
+    info: dict[str, Any] = {
+        "status": "running",
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "seed": config.train.seed,
+        "data_source": data.source,
+        "class_names": list(data.class_names),
+        "known_anomaly_classes": list(split.known_anomaly_classes),
+        "split": split.counts(),
+    }
+    write_json(run_dir / "run.json", info)
+
+    detector = Detector(config.method, work_dir=run_dir, **config.model, **to_dict(config.train))
+    start = time.perf_counter()
+    try:
+        detector.fit(
+            data.train_images[split.train_indices],
+            split.train_targets,
+            val_images=data.train_images[split.val_indices] if len(split.val_indices) else None,
+            val_labels=split.val_targets if len(split.val_indices) else None,
+        )
+    except BaseException as err:
+        write_json(run_dir / "run.json", {**info, "status": "failed", "error": str(err)})
+        raise
+    train_seconds = time.perf_counter() - start
+    detector.save(run_dir / "model.pt")
+
+    start = time.perf_counter()
+    test_images = data.test_images[split.test_indices]
+    scores = detector.decision_function(test_images)
+    score_seconds = time.perf_counter() - start
+    metrics = evaluate_scores(
+        split.test_labels, scores, detector.threshold_, classes=data.test_labels[split.test_indices]
+    )
+    metrics.update(
+        threshold_rule=detector.threshold_rule_,
+        train_seconds=round(train_seconds, 2),
+        score_seconds=round(score_seconds, 2),
+        normal_class=config.data.normal_class,
+        method=config.method,
+    )
+    write_scores(run_dir / "scores.csv", data, split, scores)
+    write_json(run_dir / "metrics.json", metrics)
+    if config.plots:
+        class_name = data.class_names[config.data.normal_class]
+        title = f"{config.method}, normal class {config.data.normal_class} ({class_name})"
+        write_plots(run_dir, detector, data, split, scores, detector.threshold_, title)
+    write_json(
+        run_dir / "run.json",
+        {
+            **info,
+            "status": "finished",
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return RunResult(run_dir=run_dir, config=config, metrics=metrics)
+
+
+def evaluate_run(run_dir: str | Path, accelerator: str = "auto") -> tuple[dict[str, Any], float]:
+    """Re-score a saved run's test set from ``model.pt`` and its saved split.
+
+    Returns:
+        (metrics, largest absolute difference from the scores saved in ``scores.csv``).
+    """
+    run_dir = Path(run_dir)
+    for needed in ("config.yaml", "split.npz", "model.pt"):
+        if not (run_dir / needed).is_file():
+            raise DataError(f"{run_dir} is not a finished run directory: {needed} is missing")
+    config = load_run_config(run_dir / "config.yaml")
+    data, _ = prepare_data(config)
+    split = Split.load(run_dir / "split.npz")
+    detector = Detector.load(run_dir / "model.pt", accelerator=accelerator)
+    scores = detector.decision_function(data.test_images[split.test_indices])
+    metrics = evaluate_scores(
+        split.test_labels, scores, detector.threshold_, classes=data.test_labels[split.test_indices]
+    )
+    diff = float("nan")
+    if (run_dir / "scores.csv").is_file():
+        saved = read_scores(run_dir / "scores.csv")
+        diff = float(np.abs(saved - scores).max()) if len(saved) == len(scores) else float("inf")
+    return metrics, diff
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """The ``metrics.json`` of a run."""
+    metrics: dict[str, Any] = json.loads((Path(run_dir) / "metrics.json").read_text())
+    return metrics

@@ -1,0 +1,26 @@
+"""Training layer: one LightningModule per model family, and the Trainer set-up."""
+
+from __future__ import annotations
+
+from anomalia.errors import ConfigError
+from anomalia.training.autoencoder import AutoencoderModule
+from anomalia.training.base import AnomalyModule
+from anomalia.training.trainer import build_trainer
+
+#: method name -> LightningModule class; keys match :data:`anomalia.models.MODEL_CONFIGS`.
+MODULES: dict[str, type[AnomalyModule]] = {
+    "autoencoder": AutoencoderModule,
+}
+
+
+def get_module_class(method: str) -> type[AnomalyModule]:
+    """The LightningModule that trains ``method``."""
+    try:
+        return MODULES[method]
+    except KeyError:
+        raise ConfigError(
+            f"unknown method {method!r}; available methods: {', '.join(sorted(MODULES))}"
+        ) from None
+
+
+__all__ = ["MODULES", "AnomalyModule", "AutoencoderModule", "build_trainer", "get_module_class"]

@@ -1,0 +1,94 @@
+"""What every anomalia LightningModule shares: the wrapped scoring model, validation, optimizers.
+
+Subclasses implement ``training_step`` (the update) and build ``self.model``, an ``nn.Module``
+with ``score(x) -> (B,)`` and ``reconstruct(x)``. The detector scores with ``self.model`` alone,
+so anything used only in training (discriminators) stays out of the scoring path.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from anomalia.errors import TrainingError
+
+
+class AnomalyModule(L.LightningModule):
+    """Base LightningModule.
+
+    Args:
+        in_channels: image channels.
+        image_size: image side.
+        model: the method's config as a plain dict (validated by its dataclass).
+        optim: optimizer settings: ``lr``, ``betas``, ``weight_decay``.
+    """
+
+    model: nn.Module
+
+    def __init__(
+        self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.optim = optim
+        self._val_scores: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Anomaly score (B,), higher = more anomalous."""
+        return self.model.score(x)  # type: ignore[operator]
+
+    def check_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        """Stop training with an error naming the loss term that became NaN or infinite."""
+        for name, value in terms.items():
+            if not math.isfinite(float(value.detach())):
+                raise TrainingError(
+                    f"loss term {name!r} became {float(value)} at epoch {self.current_epoch}, step "
+                    f"{self.global_step}; lower the learning rate (--lr) or that term's weight"
+                )
+
+    def log_terms(
+        self, terms: dict[str, torch.Tensor], batch_size: int, prefix: str = "train"
+    ) -> None:
+        # Epoch-level means only: logging every step costs more than a small model's update.
+        self.log_dict(
+            {f"{prefix}/{k}": v.detach() for k, v in terms.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch_size,
+            prog_bar=False,
+        )
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, targets = batch
+        self._val_scores.append(self.score(x).detach().cpu())
+        self._val_targets.append(targets.detach().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_scores:
+            return
+        scores = torch.cat(self._val_scores).numpy()
+        targets = torch.cat(self._val_targets).numpy()
+        self._val_scores.clear()
+        self._val_targets.clear()
+        metrics = {"val/normal_score": float(scores[targets == 0].mean())}
+        if targets.any():
+            from sklearn.metrics import roc_auc_score
+
+            metrics["val/anomaly_score"] = float(scores[targets == 1].mean())
+            if not targets.all():
+                metrics["val/auroc"] = float(roc_auc_score(targets, scores))
+        self.log_dict(metrics, prog_bar=True, sync_dist=True)
+
+    def make_adam(self, params: Any) -> torch.optim.Adam:
+        """Adam with this run's settings, for ``params``."""
+        return torch.optim.Adam(
+            params,
+            lr=self.optim["lr"],
+            betas=(self.optim["betas"][0], self.optim["betas"][1]),
+            weight_decay=self.optim["weight_decay"],
+        )

@@ -1,0 +1,68 @@
+import pytest
+
+from anomalia.config import (
+    RunConfig,
+    TrainConfig,
+    dump_yaml,
+    from_dict,
+    load_yaml,
+    set_dotted,
+    to_dict,
+)
+from anomalia.errors import ConfigError
+
+
+def test_round_trip_yaml(tmp_path):
+    config = RunConfig(method="autoencoder", model={"latent_dim": 8})
+    config.data.normal_class = 4
+    config.train.betas = [0.5, 0.999]
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_yaml(to_dict(config)))
+    assert from_dict(RunConfig, load_yaml(path)) == config
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match=r"train\.n_epoch") as info:
+        from_dict(RunConfig, {"train": {"n_epoch": 3}})
+    assert "n_epochs" in str(info.value)  # the valid keys are listed
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"train": {"n_epochs": "ten"}}, "train.n_epochs: expected an integer"),
+        ({"train": {"lr": True}}, "train.lr: expected a number"),
+        ({"data": {"anomaly_classes": [1, "x"]}}, "data.anomaly_classes\\[1\\]"),
+        ({"train": {"deterministic": "yes"}}, "true or false"),
+        ({"data": "fashion"}, "data: expected a mapping"),
+    ],
+)
+def test_wrong_types_are_named(data, match):
+    with pytest.raises(ConfigError, match=match):
+        from_dict(RunConfig, data)
+
+
+def test_int_accepted_for_float():
+    assert from_dict(TrainConfig, {"lr": 1}).lr == 1.0
+
+
+def test_load_yaml_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_yaml(scalar)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_yaml(tmp_path / "missing.yaml")
+
+
+def test_set_dotted():
+    data = {"train": {"lr": 1}}
+    set_dotted(data, "train.seed", 3)
+    set_dotted(data, "model.latent_dim", 4)
+    assert data == {"train": {"lr": 1, "seed": 3}, "model": {"latent_dim": 4}}
+    with pytest.raises(ConfigError):
+        set_dotted(data, "train.lr.x", 1)
