@@ -192,3 +192,29 @@ def test_help_explains_flags(capsys):
 def test_list(capsys):
     assert main(["list"]) == 0
     assert "autoencoder" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["gan", "dual_gan"])
+def test_gan_methods_end_to_end(method, idx_dir, tmp_path, capsys):
+    code = main(
+        [
+            "train",
+            "--method",
+            method,
+            "--dataset",
+            "idx",
+            "--data-dir",
+            str(idx_dir),
+            "--output-dir",
+            str(tmp_path),
+            "--name",
+            "e2e",
+            "--n-epochs",
+            "1",
+            *FAST[2:],
+        ]
+    )
+    assert code == 0
+    run_dir = tmp_path / method / "idx" / "class0" / "e2e"
+    assert (run_dir / "plots" / "reconstructions.png").is_file()
+    assert main(["evaluate", str(run_dir), "--accelerator", "cpu"]) == 0

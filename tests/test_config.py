@@ -66,3 +66,14 @@ def test_set_dotted():
     assert data == {"train": {"lr": 1, "seed": 3}, "model": {"latent_dim": 4}}
     with pytest.raises(ConfigError):
         set_dotted(data, "train.lr.x", 1)
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    from anomalia.experiment import load_run_config, resolve_config
+
+    paths = sorted(Path(__file__).parents[1].glob("configs/**/*.yaml"))
+    assert len(paths) >= 4
+    for path in paths:
+        resolve_config(load_run_config(path))

@@ -49,3 +49,57 @@ def test_abc_pushes_anomaly_error_up():
     recon = torch.full((1, 1, 2, 2), 0.2, requires_grad=True)
     AutoencoderLoss()(torch.zeros(1, 1, 2, 2), recon, torch.ones(1))["loss"].backward()
     assert (recon.grad < 0).all()  # gradient descent raises the output, i.e. the error
+
+
+def test_patch_loss_picks_worst_patches_and_keeps_gradient():
+    from anomalia.models.dual_gan import patch_loss
+
+    x = torch.zeros(1, 1, 4, 4)
+    recon = torch.zeros(1, 1, 4, 4)
+    recon[0, 0, 2:, 2:] = 0.8  # bottom-right 2x2 patch is the worst
+    recon[0, 0, 0, 0] = 0.4  # top-left patch has mean error 0.1
+    recon.requires_grad_(True)
+    loss = patch_loss(x, recon, patch_size=2, stride=2, n_worst=1)
+    assert loss.item() == pytest.approx(0.8)
+    loss.backward()
+    assert recon.grad[0, 0, 2:, 2:].abs().sum() > 0
+    assert recon.grad[0, 0, :2, :].abs().sum() == 0
+    two = patch_loss(x, recon, patch_size=2, stride=2, n_worst=2)
+    assert two.item() == pytest.approx((0.8 + 0.1) / 2)
+
+
+def test_latent_loss_by_hand():
+    from anomalia.models.dual_gan import latent_loss
+
+    assert latent_loss(torch.zeros(2, 3), torch.ones(2, 3)).item() == 1.0
+
+
+def test_adversarial_and_discriminator_losses_by_hand():
+    from anomalia.models.discriminator import (
+        PatchDiscriminator,
+        adversarial_loss,
+        discriminator_loss,
+    )
+
+    zero_logits = torch.zeros(2, 1, 3, 3)
+    assert adversarial_loss(zero_logits, True).item() == pytest.approx(math.log(2))
+    confident = torch.full((2, 1, 3, 3), 10.0)
+    assert adversarial_loss(confident, True).item() < 1e-4
+    assert adversarial_loss(confident, False).item() == pytest.approx(10.0, rel=1e-3)
+
+    class Constant(PatchDiscriminator):
+        def logits(self, x):
+            return x.mean(dim=1, keepdim=True)
+
+    d = Constant(1)
+    real, fake = torch.full((1, 1, 2, 2), 10.0), torch.full((1, 1, 2, 2), -10.0)
+    assert discriminator_loss(d, real, fake).item() < 1e-4
+    assert discriminator_loss(d, fake, real).item() == pytest.approx(10.0, rel=1e-3)
+
+
+def test_patch_discriminator_outputs_probability_map():
+    from anomalia.models.discriminator import PatchDiscriminator
+
+    out = PatchDiscriminator(3, 8)(torch.rand(2, 3, 32, 32))
+    assert out.shape[:2] == (2, 1) and out.shape[-1] > 1
+    assert ((out > 0) & (out < 1)).all()

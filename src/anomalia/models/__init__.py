@@ -10,10 +10,14 @@ from typing import Any
 
 from anomalia.errors import ConfigError
 from anomalia.models.autoencoder import AutoencoderConfig
+from anomalia.models.dual_gan import DualGanConfig
+from anomalia.models.gan import GanConfig
 
 #: method name -> config dataclass with a ``build(in_channels, image_size)`` method.
 MODEL_CONFIGS: dict[str, type[Any]] = {
     "autoencoder": AutoencoderConfig,
+    "gan": GanConfig,
+    "dual_gan": DualGanConfig,
 }
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+
+from anomalia.errors import ConfigError
 
 ErrorKind = Literal["mse", "l1"]
 
@@ -45,3 +48,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h))
     return x
+
+
+def check_weights(config: Any) -> None:
+    """Every ``*_weight`` and ``*_width``/``*_dim`` field of a model config must make sense."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name.endswith("_weight") and value < 0:
+            raise ConfigError(f"model.{f.name} must be >= 0 (0 removes the term), got {value}")
+        if f.name.endswith(("_width", "_dim")) and value < 1:
+            raise ConfigError(f"model.{f.name} must be at least 1, got {value}")

@@ -5,11 +5,15 @@ from __future__ import annotations
 from anomalia.errors import ConfigError
 from anomalia.training.autoencoder import AutoencoderModule
 from anomalia.training.base import AnomalyModule
+from anomalia.training.dual_gan import DualGanModule
+from anomalia.training.gan import GanModule
 from anomalia.training.trainer import build_trainer
 
 #: method name -> LightningModule class; keys match :data:`anomalia.models.MODEL_CONFIGS`.
 MODULES: dict[str, type[AnomalyModule]] = {
     "autoencoder": AutoencoderModule,
+    "gan": GanModule,
+    "dual_gan": DualGanModule,
 }
 
 
@@ -23,4 +27,12 @@ def get_module_class(method: str) -> type[AnomalyModule]:
         ) from None
 
 
-__all__ = ["MODULES", "AnomalyModule", "AutoencoderModule", "build_trainer", "get_module_class"]
+__all__ = [
+    "MODULES",
+    "AnomalyModule",
+    "AutoencoderModule",
+    "DualGanModule",
+    "GanModule",
+    "build_trainer",
+    "get_module_class",
+]

@@ -84,6 +84,17 @@ class AnomalyModule(L.LightningModule):
                 metrics["val/auroc"] = float(roc_auc_score(targets, scores))
         self.log_dict(metrics, prog_bar=True, sync_dist=True)
 
+    def gradient_step(self, optimizer: Any, loss: torch.Tensor) -> None:
+        """One manual-optimization update of ``optimizer``'s parameters from ``loss``.
+
+        The loss must have been computed inside ``self.toggled_optimizer(optimizer)`` so that
+        no other network's parameters receive gradients (a generator step leaves the
+        discriminators untouched and vice versa).
+        """
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
     def make_adam(self, params: Any) -> torch.optim.Adam:
         """Adam with this run's settings, for ``params``."""
         return torch.optim.Adam(

@@ -16,6 +16,9 @@ from anomalia.config import TrainConfig
 # interval is irrelevant, and the pytree notice is an internal Lightning/torch deprecation.
 warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+warnings.filterwarnings(
+    "ignore", message=r"You defined a `validation_step` but have no `val_dataloader`"
+)
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from anomalia.models.autoencoder.loss import AutoencoderLoss
 from anomalia.models.autoencoder.torch_model import ConvAutoencoder
-from anomalia.models.common import ErrorKind
+from anomalia.models.common import ErrorKind, check_weights
 
 
 @dataclass
@@ -28,6 +28,9 @@ class AutoencoderConfig:
     base_width: int = 32
     error: ErrorKind = "mse"
     abc_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_weights(self)
 
     def build(self, in_channels: int, image_size: int) -> ConvAutoencoder:
         return ConvAutoencoder(

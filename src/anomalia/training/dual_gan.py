@@ -1,0 +1,125 @@
+"""Training step of the two-discriminator GAN (Kim et al. 2020), with manual optimization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from anomalia.config import from_dict
+from anomalia.models.common import abc_loss
+from anomalia.models.discriminator import (
+    PatchDiscriminator,
+    adversarial_loss,
+    discriminator_loss,
+)
+from anomalia.models.dual_gan import DualGanConfig, DualGanGenerator, latent_loss, patch_loss
+from anomalia.training.base import AnomalyModule
+
+
+class DualGanModule(AnomalyModule):
+    model: DualGanGenerator
+
+    """U-Net generator, a normal discriminator and an anomaly discriminator.
+
+    Update order every step (the batch is split by label first):
+      1. normal_D: real normals -> 1, detached reconstructions of normals -> 0;
+      2. generator on normals: L1 + latent + worst-patch + adversarial(normal_D -> 1);
+      3. anomaly_D: real labelled anomalies -> 1, detached reconstructions of them -> 0;
+      4. generator on anomalies: ABC + anomaly-adversarial(anomaly_D -> 0).
+    Each has its own Adam optimizer; the discriminators are never used for scoring.
+    """
+
+    def __init__(
+        self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
+    ) -> None:
+        super().__init__(in_channels, image_size, model, optim)
+        self.automatic_optimization = False
+        self.config = from_dict(DualGanConfig, model, prefix="model.")
+        self.model = self.config.build(in_channels, image_size)
+        self.normal_discriminator = self.config.build_discriminator(in_channels)
+        self.anomaly_discriminator = self.config.build_discriminator(in_channels)
+        self.patch = self.config.patch_geometry(image_size)
+
+    def normal_generator_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted generator terms on prepared normal images; "generator_normal" is the sum."""
+        cfg = self.config
+        recon, z = self.model(x)
+        terms = {"reconstruction": (x - recon).abs().mean()}
+        total = cfg.reconstruction_weight * terms["reconstruction"]
+        if cfg.latent_weight > 0:
+            terms["latent"] = latent_loss(z, self.model.unet.encode(recon))
+            total = total + cfg.latent_weight * terms["latent"]
+        if cfg.patch_weight > 0:
+            terms["patch"] = patch_loss(x, recon, *self.patch)
+            total = total + cfg.patch_weight * terms["patch"]
+        if cfg.adversarial_weight > 0:
+            terms["adversarial"] = adversarial_loss(self.normal_discriminator.logits(recon), True)
+            total = total + cfg.adversarial_weight * terms["adversarial"]
+        terms["generator_normal"] = total
+        return terms
+
+    def anomaly_generator_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted generator terms on prepared labelled anomalies."""
+        cfg = self.config
+        recon, _ = self.model(x)
+        total = x.new_zeros(())
+        terms: dict[str, torch.Tensor] = {}
+        if cfg.abc_weight > 0:
+            terms["abc"] = abc_loss((x - recon).abs().flatten(1).mean(dim=1))
+            total = total + cfg.abc_weight * terms["abc"]
+        if cfg.anomaly_adversarial_weight > 0:
+            logits = self.anomaly_discriminator.logits(recon)
+            terms["anomaly_adversarial"] = adversarial_loss(logits, False)
+            total = total + cfg.anomaly_adversarial_weight * terms["anomaly_adversarial"]
+        terms["generator_anomaly"] = total
+        return terms
+
+    def _discriminator_step(
+        self, optimizer: Any, discriminator: PatchDiscriminator, real: torch.Tensor, weight: float
+    ) -> torch.Tensor:
+        with self.toggled_optimizer(optimizer):
+            with torch.no_grad():  # the generator is not updated here: fakes are detached
+                fake, _ = self.model(real)
+            loss = weight * discriminator_loss(discriminator, real, fake)
+            self.gradient_step(optimizer, loss)
+        return loss.detach()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, targets = batch
+        x = self.model.prepare(x)  # [-1, 1] at the working size
+        normals, anomalies = x[targets == 0], x[targets == 1]
+        opt_g, opt_dn, opt_da = self.optimizers()  # type: ignore[attr-defined]
+        cfg = self.config
+        terms: dict[str, torch.Tensor] = {}
+
+        if len(normals):
+            if cfg.normal_discriminator_weight > 0 and cfg.adversarial_weight > 0:
+                terms["normal_discriminator"] = self._discriminator_step(
+                    opt_dn, self.normal_discriminator, normals, cfg.normal_discriminator_weight
+                )
+            with self.toggled_optimizer(opt_g):
+                g_terms = self.normal_generator_loss(normals)
+                self.check_finite(g_terms)
+                self.gradient_step(opt_g, g_terms["generator_normal"])
+            terms.update(g_terms)
+
+        has_anomaly_terms = cfg.abc_weight > 0 or cfg.anomaly_adversarial_weight > 0
+        if len(anomalies) and has_anomaly_terms:
+            if cfg.anomaly_discriminator_weight > 0 and cfg.anomaly_adversarial_weight > 0:
+                terms["anomaly_discriminator"] = self._discriminator_step(
+                    opt_da, self.anomaly_discriminator, anomalies, cfg.anomaly_discriminator_weight
+                )
+            with self.toggled_optimizer(opt_g):
+                a_terms = self.anomaly_generator_loss(anomalies)
+                self.check_finite(a_terms)
+                self.gradient_step(opt_g, a_terms["generator_anomaly"])
+            terms.update(a_terms)
+        self.log_terms(terms, batch_size=len(x))
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [
+            self.make_adam(self.model.parameters()),
+            self.make_adam(self.normal_discriminator.parameters()),
+            self.make_adam(self.anomaly_discriminator.parameters()),
+        ]
