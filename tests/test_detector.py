@@ -152,5 +152,5 @@ def test_every_method_learns_saves_and_loads(method, synthetic_split, tmp_path):
 
 
 def test_negative_loss_weight_is_rejected():
-    with pytest.raises(ConfigError, match="model.abc_weight must be >= 0"):
+    with pytest.raises(ConfigError, match=r"model\.abc_weight must be >= 0"):
         Detector("dual_gan", abc_weight=-1.0).fit(np.zeros((4, 8, 8), dtype=np.uint8))
