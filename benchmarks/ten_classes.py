@@ -23,9 +23,24 @@ def run_class(normal_class: int, args: argparse.Namespace, extra: list[str]) -> 
     name = f"{args.tag}-seed{args.seed}"
     run_dir = Path(args.output_dir) / args.method / "fashion_mnist" / f"class{normal_class}" / name
     if not (run_dir / "metrics.json").exists():
-        cmd = [sys.executable, "-m", "anomalia.cli", "train", "--method", args.method,
-               "--normal-class", str(normal_class), "--seed", str(args.seed), "--name", name,
-               "--output-dir", args.output_dir, "--no-progress-bar", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "anomalia.cli",
+            "train",
+            "--method",
+            args.method,
+            "--normal-class",
+            str(normal_class),
+            "--seed",
+            str(args.seed),
+            "--name",
+            name,
+            "--output-dir",
+            args.output_dir,
+            "--no-progress-bar",
+            *extra,
+        ]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         log = run_dir.parent / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +70,10 @@ def main() -> None:
     print("| normal class | AUROC | AUPRC | loss normal | loss anomaly | train s |")
     print("| --- | --- | --- | --- | --- | --- |")
     for c, r in zip(classes, results, strict=True):
-        print(f"| {c} | {r['auroc']:.4f} | {r['auprc']:.4f} | {r['mean_score_normal']:.4f} | "
-              f"{r['mean_score_anomaly']:.4f} | {r['train_seconds']:.0f} |")
+        print(
+            f"| {c} | {r['auroc']:.4f} | {r['auprc']:.4f} | {r['mean_score_normal']:.4f} | "
+            f"{r['mean_score_anomaly']:.4f} | {r['train_seconds']:.0f} |"
+        )
     print(f"| **mean** | **{sum(aurocs) / len(aurocs):.4f}** | | | | |")
     print(f"wall time {wall / 60:.1f} min with {args.jobs} jobs x {args.threads} thread(s)")
 

@@ -93,7 +93,11 @@ def test_gan_update_order_and_isolation():
 def test_dual_gan_ablation_removes_term(weight, removed_term, expected_steps):
     module = recording(DualGanModule)(1, 16, {weight: 0.0}, OPTIM)
     x = module.model.prepare(torch.rand(8, 1, 16, 16))
-    terms = {**module.normal_generator_loss(x), **module.anomaly_generator_loss(x)}
+    is_anomaly = torch.arange(8) >= 4
+    terms = {
+        **module.normal_generator_loss(x, is_anomaly),
+        **module.anomaly_generator_loss(x, is_anomaly),
+    }
     assert removed_term not in terms
     one_step(module)
     assert len(module.steps) == expected_steps
@@ -102,7 +106,8 @@ def test_dual_gan_ablation_removes_term(weight, removed_term, expected_steps):
 def test_dual_gan_normal_terms_are_weighted_sum():
     module = DualGanModule(1, 28, {}, OPTIM)
     cfg = module.config
-    terms = module.normal_generator_loss(module.model.prepare(torch.rand(4, 1, 28, 28)))
+    x = module.model.prepare(torch.rand(4, 1, 28, 28))
+    terms = module.normal_generator_loss(x, torch.tensor([False, False, True, False]))
     expected = (
         cfg.reconstruction_weight * terms["reconstruction"]
         + cfg.latent_weight * terms["latent"]
@@ -122,3 +127,15 @@ def test_discriminators_are_not_in_the_scoring_model():
 def test_train_config_defaults_match_the_study():
     config = TrainConfig()
     assert (config.batch_size, config.n_epochs, config.lr) == (32, 15, 1e-3)
+
+
+def test_non_finite_loss_names_the_term():
+    from anomalia.errors import TrainingError
+    from anomalia.training import AutoencoderModule
+
+    module = AutoencoderModule(1, 16, {}, OPTIM)
+    module.check_finite({"reconstruction": torch.tensor(0.5), "abc": torch.tensor(0.1)})
+    with pytest.raises(TrainingError, match="loss term 'abc' became nan at epoch 0"):
+        module.check_finite(
+            {"reconstruction": torch.tensor(0.5), "abc": torch.tensor(float("nan"))}
+        )

@@ -41,14 +41,24 @@ class DualGanModule(AnomalyModule):
         self.anomaly_discriminator = self.config.build_discriminator(in_channels)
         self.patch = self.config.patch_geometry(image_size)
 
-    def normal_generator_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Weighted generator terms on prepared normal images; "generator_normal" is the sum."""
+    # Every generator pass below runs on the *whole* batch and keeps only the part it needs.
+    # With batch norm, passes over normal-only and anomaly-only batches would normalise with
+    # different statistics than scoring does; the anomaly losses then learn to wreck whatever
+    # the running statistics produce, which is every test image (seen here: normal test error
+    # 0.98 against 0.13 in training). Whole-batch passes keep training and scoring consistent.
+
+    def normal_generator_loss(
+        self, x: torch.Tensor, is_anomaly: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Weighted generator terms on the normal part of prepared batch ``x``."""
         cfg = self.config
-        recon, z = self.model(x)
+        recon_all, z_all = self.model(x)
+        normal = ~is_anomaly
+        x, recon, z = x[normal], recon_all[normal], z_all[normal]
         terms = {"reconstruction": (x - recon).abs().mean()}
         total = cfg.reconstruction_weight * terms["reconstruction"]
         if cfg.latent_weight > 0:
-            terms["latent"] = latent_loss(z, self.model.unet.encode(recon))
+            terms["latent"] = latent_loss(z, self.model.unet.encode(recon_all)[normal])
             total = total + cfg.latent_weight * terms["latent"]
         if cfg.patch_weight > 0:
             terms["patch"] = patch_loss(x, recon, *self.patch)
@@ -59,10 +69,13 @@ class DualGanModule(AnomalyModule):
         terms["generator_normal"] = total
         return terms
 
-    def anomaly_generator_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Weighted generator terms on prepared labelled anomalies."""
+    def anomaly_generator_loss(
+        self, x: torch.Tensor, is_anomaly: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Weighted generator terms on the labelled-anomaly part of prepared batch ``x``."""
         cfg = self.config
-        recon, _ = self.model(x)
+        recon_all, _ = self.model(x)
+        x, recon = x[is_anomaly], recon_all[is_anomaly]
         total = x.new_zeros(())
         terms: dict[str, torch.Tensor] = {}
         if cfg.abc_weight > 0:
@@ -76,42 +89,56 @@ class DualGanModule(AnomalyModule):
         return terms
 
     def _discriminator_step(
-        self, optimizer: Any, discriminator: PatchDiscriminator, real: torch.Tensor, weight: float
+        self,
+        optimizer: Any,
+        discriminator: PatchDiscriminator,
+        x: torch.Tensor,
+        part: torch.Tensor,
+        weight: float,
     ) -> torch.Tensor:
+        """Train ``discriminator``: the ``part`` of ``x`` is real, its reconstruction fake."""
         with self.toggled_optimizer(optimizer):
             with torch.no_grad():  # the generator is not updated here: fakes are detached
-                fake, _ = self.model(real)
-            loss = weight * discriminator_loss(discriminator, real, fake)
+                fake = self.model(x)[0][part]
+            loss = weight * discriminator_loss(discriminator, x[part], fake)
             self.gradient_step(optimizer, loss)
         return loss.detach()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, targets = batch
         x = self.model.prepare(x)  # [-1, 1] at the working size
-        normals, anomalies = x[targets == 0], x[targets == 1]
+        is_anomaly = targets == 1
         opt_g, opt_dn, opt_da = self.optimizers()  # type: ignore[attr-defined]
         cfg = self.config
         terms: dict[str, torch.Tensor] = {}
 
-        if len(normals):
+        if not is_anomaly.all():
             if cfg.normal_discriminator_weight > 0 and cfg.adversarial_weight > 0:
                 terms["normal_discriminator"] = self._discriminator_step(
-                    opt_dn, self.normal_discriminator, normals, cfg.normal_discriminator_weight
+                    opt_dn,
+                    self.normal_discriminator,
+                    x,
+                    ~is_anomaly,
+                    cfg.normal_discriminator_weight,
                 )
             with self.toggled_optimizer(opt_g):
-                g_terms = self.normal_generator_loss(normals)
+                g_terms = self.normal_generator_loss(x, is_anomaly)
                 self.check_finite(g_terms)
                 self.gradient_step(opt_g, g_terms["generator_normal"])
             terms.update(g_terms)
 
         has_anomaly_terms = cfg.abc_weight > 0 or cfg.anomaly_adversarial_weight > 0
-        if len(anomalies) and has_anomaly_terms:
+        if is_anomaly.any() and has_anomaly_terms:
             if cfg.anomaly_discriminator_weight > 0 and cfg.anomaly_adversarial_weight > 0:
                 terms["anomaly_discriminator"] = self._discriminator_step(
-                    opt_da, self.anomaly_discriminator, anomalies, cfg.anomaly_discriminator_weight
+                    opt_da,
+                    self.anomaly_discriminator,
+                    x,
+                    is_anomaly,
+                    cfg.anomaly_discriminator_weight,
                 )
             with self.toggled_optimizer(opt_g):
-                a_terms = self.anomaly_generator_loss(anomalies)
+                a_terms = self.anomaly_generator_loss(x, is_anomaly)
                 self.check_finite(a_terms)
                 self.gradient_step(opt_g, a_terms["generator_anomaly"])
             terms.update(a_terms)

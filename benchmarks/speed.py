@@ -1,0 +1,121 @@
+"""Training and scoring throughput on real Fashion-MNIST (class 0 normal, gamma_l = 0.05).
+
+Two measurements, printed as Markdown for docs/benchmarks.md:
+1. ``--loop``: the autoencoder trained by anomalia's Lightning loop against a bare PyTorch loop
+   of the same network, loss, optimizer, sampler and batches (images per second, best of
+   ``--repeats`` alternating runs so neither side benefits from a warmer machine).
+2. ``--methods``: training and scoring images per second of every registered method.
+
+    python benchmarks/speed.py --loop --methods
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from anomalia.config import TrainConfig
+from anomalia.data import BalancedBatchSampler, TensorImageDataset, load_dataset, make_split
+from anomalia.data.images import collate_batch
+from anomalia.models import available_models
+from anomalia.training import build_trainer, get_module_class
+from anomalia.utils import seed_everything
+
+
+def loader(images: torch.Tensor, targets: np.ndarray, batch_size: int = 32):
+    return torch.utils.data.DataLoader(
+        TensorImageDataset(images, targets),
+        batch_sampler=BalancedBatchSampler(targets, batch_size),
+        collate_fn=collate_batch,
+    )
+
+
+def n_images(targets: np.ndarray, n_epochs: int) -> int:
+    return sum(len(b) for b in BalancedBatchSampler(targets, 32)) * n_epochs
+
+
+def module_for(method: str):
+    from dataclasses import asdict
+
+    from anomalia.models import get_model_config
+
+    seed_everything(0)
+    optim = {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0}
+    return get_module_class(method)(1, 28, asdict(get_model_config(method)()), optim)
+
+
+def lightning_rate(method: str, images, targets, n_epochs: int) -> float:
+    module = module_for(method)
+    trainer = build_trainer(TrainConfig(n_epochs=n_epochs, progress_bar=False, accelerator="cpu"))
+    start = time.perf_counter()
+    trainer.fit(module, loader(images, targets))
+    return n_images(targets, n_epochs) / (time.perf_counter() - start)
+
+
+def bare_rate(images, targets, n_epochs: int) -> float:
+    module = module_for("autoencoder")
+    model, loss_fn = module.model, module.loss
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    data = loader(images, targets)
+    start = time.perf_counter()
+    for epoch in range(n_epochs):
+        data.batch_sampler.set_epoch(epoch)
+        for x, y in data:
+            loss = loss_fn(x, model(x), y)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return n_images(targets, n_epochs) / (time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def scoring_rate(method: str, images: torch.Tensor) -> float:
+    model = module_for(method).model.eval()
+    start = time.perf_counter()
+    for i in range(0, len(images), 512):
+        model.score(images[i : i + 512])
+    return len(images) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--loop", action="store_true")
+    parser.add_argument("--methods", action="store_true")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    data = load_dataset("fashion_mnist")
+    split = make_split(data.train_labels, data.test_labels, normal_class=0)
+    images = torch.from_numpy(data.train_images[split.train_indices])
+    targets = split.train_targets
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        f"torch threads, torch {torch.__version__}"
+    )
+    if args.loop:
+        rates: dict[str, list[float]] = {"lightning": [], "bare": []}
+        for _ in range(args.repeats):
+            rates["lightning"].append(lightning_rate("autoencoder", images, targets, args.epochs))
+            rates["bare"].append(bare_rate(images, targets, args.epochs))
+        best = {k: max(v) for k, v in rates.items()}
+        print(f"\n| loop | images/s (best of {args.repeats}) | all runs |")
+        print("| --- | --- | --- |")
+        for k, v in rates.items():
+            print(f"| {k} | {best[k]:.0f} | {', '.join(f'{r:.0f}' for r in v)} |")
+        print(f"\nLightning / bare = {best['lightning'] / best['bare']:.3f}")
+    if args.methods:
+        test = torch.from_numpy(data.test_images).float() / 255
+        print("\n| method | train images/s | score images/s |")
+        print("| --- | --- | --- |")
+        for method in available_models():
+            train = lightning_rate(method, images, targets, 1)
+            print(f"| {method} | {train:.0f} | {scoring_rate(method, test):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
