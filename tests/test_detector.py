@@ -154,3 +154,20 @@ def test_every_method_learns_saves_and_loads(method, synthetic_split, tmp_path):
 def test_negative_loss_weight_is_rejected():
     with pytest.raises(ConfigError, match=r"model\.abc_weight must be >= 0"):
         Detector("dual_gan", abc_weight=-1.0).fit(np.zeros((4, 8, 8), dtype=np.uint8))
+
+
+def test_scoring_streams_in_batches(fitted, synthetic_split, monkeypatch):
+    import anomalia.detector as detector_module
+
+    seen = []
+    original = detector_module.to_image_tensor
+
+    def spy(images, *args, **kwargs):
+        seen.append(len(images))
+        return original(images, *args, **kwargs)
+
+    monkeypatch.setattr(detector_module, "to_image_tensor", spy)
+    monkeypatch.setattr(fitted.train_config_, "eval_batch_size", 64)
+    images = np.broadcast_to(synthetic_split["test_images"][:1], (1000, 16, 16))  # no copy
+    assert fitted.decision_function(images).shape == (1000,)
+    assert max(seen) == 64 and sum(seen) == 1000

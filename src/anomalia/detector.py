@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ class Detector:
             self
         """
         model_cfg, train_cfg = self.resolved_config()
-        x = to_image_tensor(images, "images")
+        x = to_image_tensor(images, "images", as_float=False)
         if x.shape[-1] != x.shape[-2]:
             raise DataError(
                 f"images must be square, got {x.shape[-2]}x{x.shape[-1]}; resize them first"
@@ -150,7 +151,7 @@ class Detector:
         )
         val_loader = None
         if val_images is not None:
-            vx = to_image_tensor(val_images, "val_images")
+            vx = to_image_tensor(val_images, "val_images", as_float=False)
             if vx.shape[1:] != x.shape[1:]:
                 raise DataError(
                     f"val_images are {tuple(vx.shape[1:])} but images are {tuple(x.shape[1:])}"
@@ -198,16 +199,25 @@ class Detector:
                 "this Detector is not fitted yet; call fit(images, labels) or Detector.load(path)"
             )
 
-    def _batches(self, images: Any) -> Any:
-        x = to_image_tensor(images, "images")
-        if tuple(x.shape[1:]) != (self.in_channels_, self.image_size_, self.image_size_):
+    def _batches(self, images: Any) -> Iterator[torch.Tensor]:
+        """Float batches on the scoring device, converted one batch at a time so memory stays
+        bounded by the batch size whatever the number of images."""
+        if not isinstance(images, np.ndarray | torch.Tensor):
             raise DataError(
-                f"images are {tuple(x.shape[1:])} but the detector was trained on "
-                f"{(self.in_channels_, self.image_size_, self.image_size_)} (C, H, W)"
+                f"images must be a NumPy array or a torch tensor, got {type(images).__name__}"
             )
+        if len(images) == 0:
+            raise DataError("images is empty")
+        expected = (self.in_channels_, self.image_size_, self.image_size_)
         bs = self.train_config_.eval_batch_size
-        for start in range(0, len(x), bs):
-            yield x[start : start + bs].to(self.device_)
+        for start in range(0, len(images), bs):
+            x = to_image_tensor(images[start : start + bs], "images")
+            if tuple(x.shape[1:]) != expected:
+                raise DataError(
+                    f"images are {tuple(x.shape[1:])} but the detector was trained on "
+                    f"{expected} (C, H, W)"
+                )
+            yield x.to(self.device_)
 
     @torch.inference_mode()
     def decision_function(self, images: Any) -> np.ndarray:
