@@ -66,6 +66,12 @@ def _devices(text: str) -> int | str:
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("experiment")
     g.add_argument("--config", metavar="FILE", help="YAML config file; flags override its keys")
+    g.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last checkpoint, with its saved "
+        "config (no other experiment flags)",
+    )
     g.add_argument("--method", help="detector to train (see `anomalia list`); default autoencoder")
     g.add_argument("--normal-class", type=int, help="class treated as normal (default 0)")
     g.add_argument(
@@ -207,10 +213,21 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from anomalia.experiment import run_experiment
+    from anomalia.experiment import resume_experiment, run_experiment
     from anomalia.reporting import metrics_table
 
-    result = run_experiment(config_from_args(args))
+    if args.resume:
+        given = (
+            [k for k in _FLAG_KEYS if getattr(args, k, None) is not None]
+            + (["config"] if args.config else [])
+            + (["set"] if args.set else [])
+        )
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ConfigError(f"--resume uses the run's saved config; drop {flags}")
+        result = resume_experiment(args.resume)
+    else:
+        result = run_experiment(config_from_args(args))
     m = result.metrics
     print(
         f"\n{result.config.method}, normal class {result.config.data.normal_class}: "

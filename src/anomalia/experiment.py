@@ -39,6 +39,7 @@ from anomalia.reporting import (
     save_figure,
     score_histogram_figure,
 )
+from anomalia.training.trainer import CHECKPOINT_DIR, LOG_DIR
 from anomalia.utils import atomic_open, versions, write_json
 
 
@@ -144,6 +145,10 @@ def write_plots(
     save_figure(reconstruction_grid_figure(groups), plots / "reconstructions.png")
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def run_experiment(config: RunConfig) -> RunResult:
     """Train, evaluate and write a complete run directory; returns where and what."""
     config = resolve_config(config)
@@ -155,7 +160,7 @@ def run_experiment(config: RunConfig) -> RunResult:
     split.save(run_dir / "split.npz")
     info: dict[str, Any] = {
         "status": "running",
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": _now(),
         "versions": versions(),
         "seed": config.train.seed,
         "data_source": data.source,
@@ -163,8 +168,67 @@ def run_experiment(config: RunConfig) -> RunResult:
         "known_anomaly_classes": list(split.known_anomaly_classes),
         "split": split.counts(),
     }
-    write_json(run_dir / "run.json", info)
+    return _train_and_evaluate(config, run_dir, data, split, info)
 
+
+def resume_experiment(run_dir: str | Path) -> RunResult:
+    """Continue an interrupted run from its last checkpoint, in the same directory.
+
+    The run's saved config and split are used as they are, so the finished run equals an
+    uninterrupted one with the same seed (on CPU, bit for bit).
+    """
+    run_dir = Path(run_dir)
+    for needed in ("config.yaml", "split.npz", "run.json"):
+        if not (run_dir / needed).is_file():
+            raise DataError(f"cannot resume {run_dir}: {needed} is missing (not a run directory)")
+    info = json.loads((run_dir / "run.json").read_text())
+    if info.get("status") == "finished":
+        raise ConfigError(f"{run_dir} already finished; nothing to resume")
+    config = resolve_config(load_run_config(run_dir / "config.yaml"))
+    data, _ = prepare_data(config)
+    split = Split.load(run_dir / "split.npz")
+    checkpoint = run_dir / CHECKPOINT_DIR / "last.ckpt"
+    info = {**info, "status": "running", "resumed": _now()}
+    info.pop("error", None)
+    # Lightning's CSV logger deletes an existing metrics.csv; keep the epochs logged so far.
+    log, stash = run_dir / LOG_DIR / "metrics.csv", run_dir / LOG_DIR / "metrics.before-resume.csv"
+    _write_rows(stash, _read_rows(stash) + _read_rows(log))
+    log.unlink(missing_ok=True)
+    result = _train_and_evaluate(
+        config, run_dir, data, split, info, checkpoint if checkpoint.is_file() else None
+    )
+    new_rows = _read_rows(log)
+    first_new_epoch = min((int(r["epoch"]) for r in new_rows), default=0)
+    old_rows = [r for r in _read_rows(stash) if int(r["epoch"]) < first_new_epoch]
+    _write_rows(log, old_rows + new_rows)
+    stash.unlink()
+    return result
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _train_and_evaluate(
+    config: RunConfig,
+    run_dir: Path,
+    data: ImageData,
+    split: Split,
+    info: dict[str, Any],
+    ckpt_path: Path | None = None,
+) -> RunResult:
+    write_json(run_dir / "run.json", info)
     detector = Detector(config.method, work_dir=run_dir, **config.model, **to_dict(config.train))
     start = time.perf_counter()
     try:
@@ -173,8 +237,10 @@ def run_experiment(config: RunConfig) -> RunResult:
             split.train_targets,
             val_images=data.train_images[split.val_indices] if len(split.val_indices) else None,
             val_labels=split.val_targets if len(split.val_indices) else None,
+            ckpt_path=ckpt_path,
         )
     except BaseException as err:
+        # The last epoch's checkpoint stays in checkpoints/ for --resume.
         write_json(run_dir / "run.json", {**info, "status": "failed", "error": str(err)})
         raise
     train_seconds = time.perf_counter() - start
@@ -200,14 +266,7 @@ def run_experiment(config: RunConfig) -> RunResult:
         class_name = data.class_names[config.data.normal_class]
         title = f"{config.method}, normal class {config.data.normal_class} ({class_name})"
         write_plots(run_dir, detector, data, split, scores, detector.threshold_, title)
-    write_json(
-        run_dir / "run.json",
-        {
-            **info,
-            "status": "finished",
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
+    write_json(run_dir / "run.json", {**info, "status": "finished", "finished": _now()})
     return RunResult(run_dir=run_dir, config=config, metrics=metrics)
 
 

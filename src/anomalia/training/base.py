@@ -49,7 +49,9 @@ class AnomalyModule(L.LightningModule):
         values = torch.stack([v.detach() for v in terms.values()])
         if bool(torch.isfinite(values).all()):  # one check per step, not one per term
             return
-        name, value = next((k, float(v)) for k, v in terms.items() if not math.isfinite(float(v)))
+        name, value = next(
+            (k, float(v.detach())) for k, v in terms.items() if not math.isfinite(float(v.detach()))
+        )
         raise TrainingError(
             f"loss term {name!r} became {value} at epoch {self.current_epoch}, step "
             f"{self.global_step}; lower the learning rate (--lr) or that term's weight"

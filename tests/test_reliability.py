@@ -1,0 +1,104 @@
+"""Faults: a training killed mid-epoch, a diverging loss, a re-used run name."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from anomalia.cli import main
+
+from .conftest import write_synthetic_idx
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bigger_idx(tmp_path_factory):
+    # 400 normals and batch size 4: ~180 steps per epoch, so a kill lands mid-epoch.
+    return write_synthetic_idx(
+        tmp_path_factory.mktemp("idx400"), n_train_per_class=400, n_test_per_class=10
+    )
+
+
+def train_args(data_dir, out, name, n_epochs=6):
+    return [
+        "train",
+        "--dataset",
+        "idx",
+        "--data-dir",
+        str(data_dir),
+        "--output-dir",
+        str(out),
+        "--name",
+        name,
+        "--n-epochs",
+        str(n_epochs),
+        "--batch-size",
+        "4",
+        "--no-plots",
+        "--no-progress-bar",
+        "--accelerator",
+        "cpu",
+    ]
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(bigger_idx, tmp_path):
+    run_dir = tmp_path / "autoencoder" / "idx" / "class0"
+    assert main(train_args(bigger_idx, tmp_path, "full")) == 0
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anomalia.cli", *train_args(bigger_idx, tmp_path, "killed")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = run_dir / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    assert checkpoint.exists()
+    assert not (run_dir / "killed" / "metrics.json").exists()
+    assert json.loads((run_dir / "killed" / "run.json").read_text())["status"] == "running"
+
+    assert main(["train", "--resume", str(run_dir / "killed")]) == 0
+    full = (run_dir / "full" / "scores.csv").read_text()
+    resumed = (run_dir / "killed" / "scores.csv").read_text()
+    assert resumed == full
+    info = json.loads((run_dir / "killed" / "run.json").read_text())
+    assert info["status"] == "finished" and "resumed" in info
+    # The training log holds every epoch once, from before and after the kill.
+    log = (run_dir / "killed" / "logs" / "metrics.csv").read_text().splitlines()
+    epochs = [int(line.split(",")[0]) for line in log[1:]]
+    assert sorted(set(epochs)) == list(range(6))
+    assert not (run_dir / "killed" / "logs" / "metrics.before-resume.csv").exists()
+
+
+def test_resume_refuses_finished_run_and_extra_flags(bigger_idx, tmp_path, capsys):
+    assert main(train_args(bigger_idx, tmp_path, "done", n_epochs=1)) == 0
+    run_dir = tmp_path / "autoencoder" / "idx" / "class0" / "done"
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    assert "already finished" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run_dir), "--n-epochs", "3"]) == 2
+    assert "drop --n-epochs" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_divergence_names_term_marks_run_failed_keeps_checkpoint(bigger_idx, tmp_path, capsys):
+    # Adam at lr 1e12 overflows the weights within a few epochs.
+    code = main([*train_args(bigger_idx, tmp_path, "diverged", n_epochs=20), "--lr", "1e12"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "loss term" in err and "at epoch" in err and "--lr" in err
+    run_dir = tmp_path / "autoencoder" / "idx" / "class0" / "diverged"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and "loss term" in info["error"]
+    assert not (run_dir / "metrics.json").exists()
