@@ -19,6 +19,8 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 warnings.filterwarnings(
     "ignore", message=r"You defined a `validation_step` but have no `val_dataloader`"
 )
+# On --resume the experiment layer keeps the earlier log rows itself.
+warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
