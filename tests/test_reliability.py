@@ -102,3 +102,33 @@ def test_divergence_names_term_marks_run_failed_keeps_checkpoint(bigger_idx, tmp
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "failed" and "loss term" in info["error"]
     assert not (run_dir / "metrics.json").exists()
+
+
+def test_two_process_ddp_trains_and_rank_zero_evaluates(idx_dir, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("ANOMALIA_RUN_DIR", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anomalia.cli",
+            *train_args(idx_dir, tmp_path, "ddp", n_epochs=2),
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            "--batch-size",
+            "16",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    class_dir = tmp_path / "autoencoder" / "idx" / "class0"
+    assert [p.name for p in class_dir.iterdir()] == ["ddp"]  # no stray directories
+    assert result.stdout.count("run directory:") == 1  # one process reports
+    assert json.loads((class_dir / "ddp" / "run.json").read_text())["world_size"] == 2
+    # A single-process evaluation of the saved weights reproduces the DDP run's metrics.
+    assert main(["evaluate", str(class_dir / "ddp"), "--accelerator", "cpu"]) == 0

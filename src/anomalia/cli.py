@@ -228,6 +228,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = resume_experiment(args.resume)
     else:
         result = run_experiment(config_from_args(args))
+    if not result.metrics:  # an extra DDP process: rank 0 reports
+        return 0
     m = result.metrics
     print(
         f"\n{result.config.method}, normal class {result.config.data.normal_class}: "

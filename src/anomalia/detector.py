@@ -164,6 +164,9 @@ class Detector:
             )
         trainer = build_trainer(train_cfg, self.work_dir)
         trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+        # Under DDP every process ends here with the same weights; only rank 0 writes results.
+        self.global_rank_ = trainer.global_rank
+        self.world_size_ = trainer.world_size
 
         self.model_config_ = model_cfg
         self.train_config_ = train_cfg

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -149,11 +150,31 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+#: Set by the leading process so the processes Lightning's DDP launcher starts (which re-run
+#: the same command) train into the same run directory instead of making their own.
+RUN_DIR_ENV = "ANOMALIA_RUN_DIR"
+
+
+def is_leader_process() -> bool:
+    """False in the extra processes of a multi-process (DDP) launch."""
+    rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
+    return rank == "0"
+
+
 def run_experiment(config: RunConfig) -> RunResult:
-    """Train, evaluate and write a complete run directory; returns where and what."""
+    """Train, evaluate and write a complete run directory; returns where and what.
+
+    Under DDP the other processes only train: rank 0 creates the run directory, scores the
+    test set and writes every file (its weights equal every other rank's after training, so the
+    metrics are those of a single-process evaluation).
+    """
     config = resolve_config(config)
     data, split = prepare_data(config)
+    if not is_leader_process():
+        run_dir = Path(os.environ.get(RUN_DIR_ENV, Path(config.output_dir) / ".ddp-worker"))
+        return _train_and_evaluate(config, run_dir, data, split, info=None)
     run_dir = new_run_dir(config)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
     header = "".join(f"# {k}: {v}\n" for k, v in versions().items())
     with atomic_open(run_dir / "config.yaml") as handle:
         handle.write(header + dump_yaml(to_dict(config)))
@@ -188,15 +209,16 @@ def resume_experiment(run_dir: str | Path) -> RunResult:
     data, _ = prepare_data(config)
     split = Split.load(run_dir / "split.npz")
     checkpoint = run_dir / CHECKPOINT_DIR / "last.ckpt"
+    ckpt_path = checkpoint if checkpoint.is_file() else None
+    if not is_leader_process():
+        return _train_and_evaluate(config, run_dir, data, split, None, ckpt_path)
     info = {**info, "status": "running", "resumed": _now()}
     info.pop("error", None)
     # Lightning's CSV logger deletes an existing metrics.csv; keep the epochs logged so far.
     log, stash = run_dir / LOG_DIR / "metrics.csv", run_dir / LOG_DIR / "metrics.before-resume.csv"
     _write_rows(stash, _read_rows(stash) + _read_rows(log))
     log.unlink(missing_ok=True)
-    result = _train_and_evaluate(
-        config, run_dir, data, split, info, checkpoint if checkpoint.is_file() else None
-    )
+    result = _train_and_evaluate(config, run_dir, data, split, info, ckpt_path)
     new_rows = _read_rows(log)
     first_new_epoch = min((int(r["epoch"]) for r in new_rows), default=0)
     old_rows = [r for r in _read_rows(stash) if int(r["epoch"]) < first_new_epoch]
@@ -225,10 +247,12 @@ def _train_and_evaluate(
     run_dir: Path,
     data: ImageData,
     split: Split,
-    info: dict[str, Any],
+    info: dict[str, Any] | None,
     ckpt_path: Path | None = None,
 ) -> RunResult:
-    write_json(run_dir / "run.json", info)
+    """Fit, then (in the leading process only, ``info`` given) score and write the results."""
+    if info is not None:
+        write_json(run_dir / "run.json", info)
     detector = Detector(config.method, work_dir=run_dir, **config.model, **to_dict(config.train))
     start = time.perf_counter()
     try:
@@ -241,9 +265,12 @@ def _train_and_evaluate(
         )
     except BaseException as err:
         # The last epoch's checkpoint stays in checkpoints/ for --resume.
-        write_json(run_dir / "run.json", {**info, "status": "failed", "error": str(err)})
+        if info is not None:
+            write_json(run_dir / "run.json", {**info, "status": "failed", "error": str(err)})
         raise
     train_seconds = time.perf_counter() - start
+    if info is None or detector.global_rank_ != 0:
+        return RunResult(run_dir=run_dir, config=config, metrics={})
     detector.save(run_dir / "model.pt")
 
     start = time.perf_counter()
@@ -266,7 +293,8 @@ def _train_and_evaluate(
         class_name = data.class_names[config.data.normal_class]
         title = f"{config.method}, normal class {config.data.normal_class} ({class_name})"
         write_plots(run_dir, detector, data, split, scores, detector.threshold_, title)
-    write_json(run_dir / "run.json", {**info, "status": "finished", "finished": _now()})
+    finished = {"status": "finished", "finished": _now(), "world_size": detector.world_size_}
+    write_json(run_dir / "run.json", {**info, **finished})
     return RunResult(run_dir=run_dir, config=config, metrics=metrics)
 
 
