@@ -105,3 +105,12 @@ def test_checksum_match(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such IDX file"):
         read_idx(tmp_path / "nope")
+
+
+def test_header_whose_size_overflows_int64(tmp_path):
+    # Found by the property test: 633276 * 1223254 * 11906389 wraps around in int64.
+    path = tmp_path / "overflow"
+    dims = (633276, 1223254, 11906389)
+    path.write_bytes(bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in dims))
+    with pytest.raises(DataError, match="absurdly large"):
+        read_idx(path)

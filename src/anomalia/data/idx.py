@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import zlib
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray
                 int.from_bytes(dims_raw[i : i + 4], "big") for i in range(0, 4 * n_dims, 4)
             )
             dtype = _DTYPES[type_code]
-            n_bytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+            n_bytes = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
             if n_bytes == 0 or n_bytes > MAX_PAYLOAD_BYTES:
                 raise DataError(
                     f"{path}: IDX header claims dimensions {dims} ({n_bytes} bytes), which is "
