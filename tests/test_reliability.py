@@ -92,16 +92,47 @@ def test_resume_refuses_finished_run_and_extra_flags(bigger_idx, tmp_path, capsy
     assert "not a run directory" in capsys.readouterr().err
 
 
-def test_divergence_names_term_marks_run_failed_keeps_checkpoint(bigger_idx, tmp_path, capsys):
-    # Adam at lr 1e12 overflows the weights within a few epochs.
-    code = main([*train_args(bigger_idx, tmp_path, "diverged", n_epochs=20), "--lr", "1e12"])
+def test_divergence_names_term_marks_run_failed_keeps_checkpoint(
+    bigger_idx, tmp_path, capsys, monkeypatch
+):
+    from anomalia.models.autoencoder import AutoencoderLoss
+    from anomalia.training import AutoencoderModule
+
+    original = AutoencoderLoss.forward
+    module_epoch = {}
+
+    def poisoned(self, x, recon, targets):
+        terms = original(self, x, recon, targets)
+        if module_epoch.get("epoch", 0) >= 2:  # inject a NaN in the third epoch
+            terms["abc"] = terms["abc"] * float("nan")
+        return terms
+
+    def track_epoch(self):
+        module_epoch["epoch"] = self.current_epoch
+
+    monkeypatch.setattr(AutoencoderLoss, "forward", poisoned)
+    monkeypatch.setattr(AutoencoderModule, "on_train_epoch_start", track_epoch, raising=False)
+    code = main(train_args(bigger_idx, tmp_path, "diverged", n_epochs=4))
     assert code == 2
     err = capsys.readouterr().err
-    assert "loss term" in err and "at epoch" in err and "--lr" in err
+    assert "loss term 'abc' became nan at epoch 2" in err and "--lr" in err
     run_dir = tmp_path / "autoencoder" / "idx" / "class0" / "diverged"
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["status"] == "failed" and "loss term" in info["error"]
+    assert info["status"] == "failed" and "loss term 'abc'" in info["error"]
     assert not (run_dir / "metrics.json").exists()
+    # The last good epoch (1) is kept and training can go on from it once the cause is gone.
+    import torch
+
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["epoch"] == 1
+    monkeypatch.setattr(AutoencoderLoss, "forward", original)
+    assert main(["train", "--resume", str(run_dir)]) == 0
+
+
+def test_huge_learning_rate_diverges_with_a_clear_error(bigger_idx, tmp_path, capsys):
+    code = main([*train_args(bigger_idx, tmp_path, "lr", n_epochs=20), "--lr", "1e12"])
+    assert code == 2
+    assert "became" in capsys.readouterr().err
 
 
 def test_two_process_ddp_trains_and_rank_zero_evaluates(idx_dir, tmp_path):
