@@ -73,7 +73,21 @@ def test_shipped_configs_are_valid():
 
     from anomalia.experiment import load_run_config, resolve_config
 
-    paths = sorted(Path(__file__).parents[1].glob("configs/**/*.yaml"))
+    root = Path(__file__).parents[1] / "configs"
+    paths = sorted(p for p in root.glob("**/*.yaml") if "benchmarks" not in p.parts)
     assert len(paths) >= 4
     for path in paths:
         resolve_config(load_run_config(path))
+
+
+def test_shipped_benchmark_configs_are_valid():
+    from pathlib import Path
+
+    from anomalia.benchmark import cells, load_benchmark_config
+
+    root = Path(__file__).parents[1] / "configs" / "benchmarks"
+    grids = {p.stem: load_benchmark_config(p) for p in root.glob("*.yaml")}
+    assert {"smoke", "study", "deep-sad"} <= set(grids)
+    assert len(cells(grids["study"])) == 30
+    assert len(cells(grids["deep-sad"])) == 3 * 5 * 3 * 10
+    assert grids["deep-sad"].n_known_anomaly_classes == [1]

@@ -1,12 +1,23 @@
 """Lower layers never import higher ones (data -> models -> training -> detector ->
-evaluation -> reporting -> experiment -> cli; config, errors and utils are usable everywhere)."""
+evaluation -> reporting -> experiment -> benchmark -> cli; config, errors and utils are usable
+everywhere)."""
 
 import ast
 from pathlib import Path
 
 import anomalia
 
-ORDER = ["data", "models", "training", "detector", "evaluation", "reporting", "experiment", "cli"]
+ORDER = [
+    "data",
+    "models",
+    "training",
+    "detector",
+    "evaluation",
+    "reporting",
+    "experiment",
+    "benchmark",
+    "cli",
+]
 SHARED = {"config", "errors", "utils", "__init__"}
 ROOT = Path(anomalia.__file__).parent
 

@@ -192,6 +192,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", metavar="DIR", help="where to put the files (default: user cache)"
     )
     sub.add_parser("list", help="list methods and datasets")
+    bench = sub.add_parser(
+        "benchmark",
+        help="run a grid of experiments (resumable) and summarise it",
+        description="Run every cell of a benchmark grid (methods x gamma_l x k_l x seeds x normal "
+        "classes); results.csv gains a row per finished cell, and running the same command again "
+        "skips finished cells and resumes interrupted ones. Then writes summary.md/csv and plots "
+        "with the matching published numbers. Shipped grids: configs/benchmarks/.",
+    )
+    bench.add_argument("config", metavar="CONFIG.yaml", help="benchmark grid")
+    bench.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="cells run at once, each in its own process when > 1 (default 1)",
+    )
+    bench.add_argument(
+        "--threads", type=int, help="torch threads per cell process (default: cores / jobs)"
+    )
+    bench.add_argument(
+        "--summary-only", action="store_true", help="only rewrite the summary from results.csv"
+    )
     return parser
 
 
@@ -255,6 +276,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from anomalia.benchmark import load_benchmark_config, run_benchmark, write_summary
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    config = load_benchmark_config(args.config)
+    if not args.summary_only:
+        run_benchmark(config, jobs=args.jobs, threads=args.threads)
+    summary = write_summary(config)
+    print(summary.read_text())
+    print(f"results: {config.directory / 'results.csv'}\nsummary: {summary}")
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from anomalia.data.datasets import download, get_dataset_spec
 
@@ -278,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {
+        "benchmark": _cmd_benchmark,
         "train": _cmd_train,
         "evaluate": _cmd_evaluate,
         "download": _cmd_download,

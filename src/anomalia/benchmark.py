@@ -1,0 +1,355 @@
+"""``anomalia benchmark``: a grid of experiments, resumable, with summary tables and plots.
+
+Layer: beside :mod:`anomalia.experiment` (it runs experiments), below the CLI.
+
+The grid is methods x anomaly ratios (gamma_l) x known anomaly classes (k_l) x seeds x normal
+classes. Each cell is an ordinary run with its own run directory under
+``<output_dir>/<name>/runs/``. ``results.csv`` gains a row as each cell finishes (one complete
+line, flushed and synced), so an interruption loses no finished cell; running the same command
+again skips finished cells, resumes a cell whose run was cut short from its checkpoint, and at the
+end rewrites ``results.csv`` in grid order, so an interrupted-and-resumed benchmark ends with the
+same file as an uninterrupted one. Timings go to ``timings.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anomalia.config import RunConfig, dump_yaml, from_dict, load_yaml, merge, to_dict
+from anomalia.errors import ConfigError
+from anomalia.experiment import read_metrics, resolve_config, resume_experiment, run_experiment
+from anomalia.utils import atomic_open
+
+RESULT_FIELDS = [
+    "cell", "method", "dataset", "normal_class", "anomaly_ratio", "n_known_anomaly_classes",
+    "seed", "known_anomaly_classes", "auroc", "auprc", "mean_score_normal",
+    "mean_score_anomaly", "f1", "run_dir",
+]  # fmt: skip
+
+
+@dataclass
+class BenchmarkConfig:
+    """A benchmark grid.
+
+    Attributes:
+        name: sub-directory of ``output_dir`` holding everything the benchmark writes.
+        methods: registered method names.
+        normal_classes: classes taken in turn as normal (default 0..9).
+        seeds: seeds; each changes the split, the weights and the batches.
+        anomaly_ratios: gamma_l values.
+        n_known_anomaly_classes: k_l values; null = labelled anomalies from every other class.
+        base: RunConfig keys shared by every cell (``data``, ``train``, ``model``, ``plots``).
+        method_overrides: per-method RunConfig keys merged over ``base``.
+        output_dir: root directory.
+    """
+
+    name: str = "benchmark"
+    methods: list[str] = field(default_factory=lambda: ["autoencoder"])
+    normal_classes: list[int] = field(default_factory=lambda: list(range(10)))
+    seeds: list[int] = field(default_factory=lambda: [0])
+    anomaly_ratios: list[float] = field(default_factory=lambda: [0.05])
+    n_known_anomaly_classes: list[int | None] = field(default_factory=lambda: [None])
+    base: dict[str, Any] = field(default_factory=dict)
+    method_overrides: dict[str, Any] = field(default_factory=dict)
+    output_dir: str = "benchmarks"
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid."""
+
+    method: str
+    anomaly_ratio: float
+    n_known_anomaly_classes: int | None
+    seed: int
+    normal_class: int
+
+    @property
+    def name(self) -> str:
+        known = "all" if self.n_known_anomaly_classes is None else self.n_known_anomaly_classes
+        return f"g{self.anomaly_ratio:g}-k{known}-seed{self.seed}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/class{self.normal_class}/{self.name}"
+
+
+def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
+    """Read and validate a benchmark YAML file (unknown keys are errors)."""
+    config = from_dict(BenchmarkConfig, load_yaml(path))
+    for name in ("methods", "normal_classes", "seeds", "anomaly_ratios", "n_known_anomaly_classes"):
+        if not getattr(config, name):
+            raise ConfigError(f"benchmark key {name} must list at least one value")
+    for cell in cells(config)[:1] + cells(config)[-1:]:
+        resolve_config(cell_config(config, cell))  # fail now, not hours into the grid
+    return config
+
+
+def cells(config: BenchmarkConfig) -> list[Cell]:
+    """Every cell, in grid order."""
+    grid = itertools.product(
+        config.methods,
+        config.anomaly_ratios,
+        config.n_known_anomaly_classes,
+        config.seeds,
+        config.normal_classes,
+    )
+    return [Cell(*values) for values in grid]
+
+
+def cell_config(config: BenchmarkConfig, cell: Cell) -> RunConfig:
+    """The RunConfig of one cell."""
+    data = merge(config.base, config.method_overrides.get(cell.method, {}))
+    data = merge(data, {
+        "method": cell.method,
+        "data": {"normal_class": cell.normal_class, "anomaly_ratio": cell.anomaly_ratio,
+                 "n_known_anomaly_classes": cell.n_known_anomaly_classes},
+        "train": {"seed": cell.seed, "progress_bar": False},
+        "output_dir": str(config.directory / "runs"),
+        "name": cell.name,
+    })  # fmt: skip
+    return from_dict(RunConfig, data)
+
+
+def cell_run_dir(config: BenchmarkConfig, cell: Cell) -> Path:
+    run = cell_config(config, cell)
+    return (
+        Path(run.output_dir)
+        / cell.method
+        / run.data.dataset
+        / f"class{cell.normal_class}"
+        / cell.name
+    )
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """Rows of ``results.csv``; a torn last line (a kill mid-write) is dropped."""
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    rows = list(csv.DictReader(lines))
+    return [r for r in rows if None not in r and all(r.get(f) is not None for f in RESULT_FIELDS)]
+
+
+def _row(cell: Cell, run_dir: Path, metrics: dict[str, Any], known: list[int]) -> dict[str, Any]:
+    return {
+        "cell": cell.key, "method": cell.method, "dataset": run_dir.parts[-3],
+        "normal_class": cell.normal_class, "anomaly_ratio": f"{cell.anomaly_ratio:g}",
+        "n_known_anomaly_classes": "" if cell.n_known_anomaly_classes is None
+        else cell.n_known_anomaly_classes,
+        "seed": cell.seed, "known_anomaly_classes": " ".join(str(c) for c in known),
+        "auroc": f"{metrics['auroc']:.6f}", "auprc": f"{metrics['auprc']:.6f}",
+        "mean_score_normal": f"{metrics['mean_score_normal']:.6g}",
+        "mean_score_anomaly": f"{metrics['mean_score_anomaly']:.6g}",
+        "f1": f"{metrics['f1']:.6f}", "run_dir": run_dir.as_posix(),
+    }  # fmt: skip
+
+
+class _Appender:
+    """Appends complete CSV lines to a file, one writer at a time, synced to disk."""
+
+    def __init__(self, path: Path, fields: list[str]) -> None:
+        self.path, self.fields, self.lock = path, fields, threading.Lock()
+
+    def append(self, row: dict[str, Any]) -> None:
+        with self.lock:
+            new = not self.path.is_file() or self.path.stat().st_size == 0
+            line = ""
+            if new:
+                line = ",".join(self.fields) + "\n"
+            with self.path.open("a", newline="") as handle:
+                buffer = _csv_line(self.fields, row)
+                handle.write(line + buffer)  # one write: a kill leaves at most a torn last line
+                handle.flush()
+                os.fsync(handle.fileno())
+
+
+def _csv_line(fields: list[str], row: dict[str, Any]) -> str:
+    import io
+
+    out = io.StringIO()
+    csv.DictWriter(out, fieldnames=fields, lineterminator="\n").writerow(row)
+    return out.getvalue()
+
+
+def _write_rows(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    with atomic_open(path, "w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _run_cell_in_process(run: RunConfig, run_dir: Path) -> None:
+    if (run_dir / "run.json").is_file():
+        resume_experiment(run_dir)
+    else:
+        run_experiment(run)
+
+
+def _run_cell_subprocess(run: RunConfig, run_dir: Path, cell_file: Path, threads: int) -> None:
+    cell_file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(cell_file) as handle:
+        handle.write(dump_yaml(to_dict(run)))
+    args = (
+        ["--resume", str(run_dir)]
+        if (run_dir / "run.json").is_file()
+        else ["--config", str(cell_file)]
+    )
+    log = cell_file.with_suffix(".log")
+    with log.open("w") as handle:
+        code = subprocess.run(
+            [sys.executable, "-m", "anomalia.cli", "train", *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+            check=False,
+        ).returncode
+    if code != 0:
+        raise RuntimeError(f"exit code {code}; see {log}")
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    jobs: int = 1,
+    threads: int | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, str]]:
+    """Run every unfinished cell; returns the rows of ``results.csv`` in grid order.
+
+    Args:
+        config: the grid.
+        jobs: cells run at once; above 1 each runs in its own process.
+        threads: torch threads per process when ``jobs`` > 1 (default: cores // jobs).
+        echo: where progress lines go.
+    """
+    directory = config.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_open(directory / "benchmark.yaml") as handle:
+        handle.write(dump_yaml(to_dict(config)))
+    results_path = directory / "results.csv"
+    finished = {r["cell"]: r for r in read_results(results_path)}
+    _write_rows(results_path, RESULT_FIELDS, list(finished.values()))  # drops a torn line
+    appender = _Appender(results_path, RESULT_FIELDS)
+    timings = _Appender(directory / "timings.csv", ["cell", "seconds"])
+    grid = cells(config)
+    todo = [c for c in grid if c.key not in finished]
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    state = {"done": len(grid) - len(todo), "running": 0, "failed": 0, "seconds": 0.0, "timed": 0}
+    lock = threading.Lock()
+    echo(
+        f"benchmark {config.name}: {len(grid)} cells, {state['done']} already finished, "
+        f"{len(todo)} to run with {jobs} job(s)"
+    )
+
+    def work(cell: Cell) -> None:
+        run = cell_config(config, cell)
+        run_dir = cell_run_dir(config, cell)
+        with lock:
+            state["running"] += 1
+        start = time.perf_counter()
+        try:
+            if not (run_dir / "metrics.json").is_file():
+                if jobs == 1:
+                    _run_cell_in_process(run, run_dir)
+                else:
+                    cell_file = directory / "cells" / f"{cell.key.replace('/', '_')}.yaml"
+                    _run_cell_subprocess(run, run_dir, cell_file, threads)
+            metrics = read_metrics(run_dir)
+            known = _known_classes(run_dir)
+            appender.append(_row(cell, run_dir.relative_to(directory), metrics, known))
+            seconds = time.perf_counter() - start
+            timings.append({"cell": cell.key, "seconds": f"{seconds:.1f}"})
+            with lock:
+                state["done"] += 1
+                state["running"] -= 1
+                state["seconds"] += seconds
+                state["timed"] += 1
+                left = len(grid) - state["done"]
+                eta = state["seconds"] / state["timed"] * left / jobs
+                echo(
+                    f"[{state['done']}/{len(grid)} done, {state['running']} running, {left} left, "
+                    f"~{eta / 60:.0f} min to go] {cell.key}: AUROC {metrics['auroc']:.4f} "
+                    f"({seconds:.0f} s)"
+                )
+        except Exception as err:  # one bad cell must not stop the grid
+            with lock:
+                state["running"] -= 1
+                state["failed"] += 1
+            echo(f"FAILED {cell.key}: {err}")
+
+    if jobs == 1:
+        for cell in todo:
+            work(cell)
+    else:
+        with ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(work, todo))
+    rows = {r["cell"]: r for r in read_results(results_path)}
+    ordered = [rows[c.key] for c in grid if c.key in rows]
+    _write_rows(results_path, RESULT_FIELDS, ordered)
+    if state["failed"]:
+        echo(f"{state['failed']} cell(s) failed; run the same command again to retry them")
+    return ordered
+
+
+def _known_classes(run_dir: Path) -> list[int]:
+    import json
+
+    info = json.loads((run_dir / "run.json").read_text())
+    return [int(c) for c in info.get("known_anomaly_classes", [])]
+
+
+def write_summary(config: BenchmarkConfig) -> Path:
+    """Write ``summary.md``, ``summary.csv`` and plots from ``results.csv``; returns summary.md."""
+    from anomalia.reporting import save_figure
+    from anomalia.reporting.summary import (
+        method_stats,
+        per_class_figure,
+        ratio_figure,
+        summary_markdown,
+    )
+
+    directory = config.directory
+    rows = read_results(directory / "results.csv")
+    if not rows:
+        raise ConfigError(f"{directory / 'results.csv'} holds no finished cell yet")
+    dataset = rows[0]["dataset"]
+    text = f"# Benchmark {config.name}\n\n" + summary_markdown(rows, dataset)
+    with atomic_open(directory / "summary.md") as handle:
+        handle.write(text)
+    stats = method_stats(rows)
+    _write_rows(directory / "summary.csv", list(stats[0]), stats)
+    plots = directory / "plots"
+    for ratio, known in sorted(
+        {(float(r["anomaly_ratio"]), r["n_known_anomaly_classes"]) for r in rows}
+    ):
+        subset = [
+            r
+            for r in rows
+            if (float(r["anomaly_ratio"]), r["n_known_anomaly_classes"]) == (ratio, known)
+        ]
+        tag = f"g{ratio:g}-k{known or 'all'}"
+        save_figure(
+            per_class_figure(subset, title=f"AUROC per normal class ({tag})"),
+            plots / f"per_class_{tag}.png",
+        )
+    if len({r["anomaly_ratio"] for r in rows}) > 1:
+        save_figure(ratio_figure(rows), plots / "auroc_vs_gamma.png")
+    return directory / "summary.md"

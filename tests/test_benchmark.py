@@ -1,0 +1,133 @@
+"""The benchmark grid: cells, resumability, torn rows, summaries with published numbers."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from anomalia.benchmark import (
+    RESULT_FIELDS,
+    BenchmarkConfig,
+    cell_config,
+    cells,
+    load_benchmark_config,
+    read_results,
+)
+from anomalia.cli import main
+from anomalia.errors import ConfigError
+from anomalia.reporting.summary import method_stats, summary_markdown
+
+
+def smoke_yaml(path, idx_dir, out, name, n_epochs=1):
+    path.write_text(
+        f"name: {name}\nmethods: [autoencoder]\nnormal_classes: [0, 1, 2]\nseeds: [0, 1]\n"
+        "anomaly_ratios: [0.0, 0.05]\nn_known_anomaly_classes: [1]\n"
+        f"base:\n  plots: false\n  data:\n    dataset: idx\n    data_dir: {idx_dir}\n"
+        f"  train:\n    n_epochs: {n_epochs}\n    batch_size: 16\n    accelerator: cpu\n"
+        f"output_dir: {out}\n"
+    )
+    return path
+
+
+def test_grid_and_cell_configs():
+    config = BenchmarkConfig(
+        methods=["autoencoder", "gan"],
+        normal_classes=[0, 3],
+        seeds=[1],
+        anomaly_ratios=[0.0, 0.1],
+        n_known_anomaly_classes=[None, 1],
+        base={"train": {"n_epochs": 2}},
+        method_overrides={"gan": {"train": {"lr": 1e-4}}},
+    )
+    grid = cells(config)
+    assert len(grid) == 2 * 2 * 2 * 1 * 2 and len({c.key for c in grid}) == len(grid)
+    gan = next(c for c in grid if c.method == "gan")
+    run = cell_config(config, gan)
+    assert run.train.lr == 1e-4 and run.train.n_epochs == 2 and run.train.seed == 1
+    assert run.data.normal_class == gan.normal_class and run.name == gan.name
+
+
+def test_bad_benchmark_config(tmp_path):
+    path = tmp_path / "b.yaml"
+    path.write_text("methods: [autoencoder]\nseeds: []\n")
+    with pytest.raises(ConfigError, match="seeds must list at least one value"):
+        load_benchmark_config(path)
+    path.write_text("methods: [vae]\n")
+    with pytest.raises(ConfigError, match="unknown method 'vae'"):
+        load_benchmark_config(path)
+    path.write_text("method: [autoencoder]\n")
+    with pytest.raises(ConfigError, match="unknown config key"):
+        load_benchmark_config(path)
+
+
+def test_torn_last_line_is_dropped(tmp_path):
+    path = tmp_path / "results.csv"
+    row = ",".join(["x"] * len(RESULT_FIELDS))
+    path.write_text(",".join(RESULT_FIELDS) + "\n" + row + "\n" + row[:7])
+    assert len(read_results(path)) == 1
+
+
+@pytest.mark.slow
+def test_interrupted_benchmark_resumes_to_identical_results(idx_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    # Uninterrupted reference.
+    config = smoke_yaml(tmp_path / "a.yaml", idx_dir, out, "ref")
+    assert main(["benchmark", str(config)]) == 0
+    reference = (out / "ref" / "results.csv").read_text()
+    assert len(reference.splitlines()) == 1 + 12
+
+    # Same grid, killed once the first rows are written (mid-grid, maybe mid-cell).
+    config = smoke_yaml(tmp_path / "b.yaml", idx_dir, out, "killed", n_epochs=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anomalia.cli", "benchmark", str(config)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results = out / "killed" / "results.csv"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if results.exists() and len(results.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "benchmark finished before it could be killed"
+    n_before = len(read_results(results))
+    assert 3 <= n_before < 12
+
+    capsys.readouterr()
+    assert main(["benchmark", str(config)]) == 0
+    assert f"{n_before} already finished" in capsys.readouterr().out
+    assert results.read_text() == reference  # run_dir paths are relative to each benchmark
+
+
+def test_summary_tables_and_published_numbers():
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        for k in range(10):
+            for method in ("autoencoder", "dual_gan"):
+                rows.append(
+                    {
+                        "method": method,
+                        "anomaly_ratio": "0.05",
+                        "n_known_anomaly_classes": "1",
+                        "seed": str(seed),
+                        "normal_class": str(k),
+                        "auroc": str(0.9 + shift),
+                        "auprc": str(0.8 + shift),
+                        "dataset": "fashion_mnist",
+                    }
+                )
+    stats = {s["method"]: s for s in method_stats(rows)}
+    assert stats["autoencoder"]["auroc_mean"] == pytest.approx(0.91)
+    assert stats["autoencoder"]["auroc_std"] == pytest.approx(0.0141421, rel=1e-4)
+    assert stats["autoencoder"]["n_seeds"] == 2 and stats["autoencoder"]["n_classes"] == 10
+    text = summary_markdown(rows)
+    assert "91.0 ± 1.4" in text
+    assert "Deep SAD [S] | 90.5" in text and "ESAD [S] | 95.6" in text  # gamma_l = .05, k_l = 1
+    one_class = [{**r, "anomaly_ratio": "0", "n_known_anomaly_classes": ""} for r in rows]
+    text = summary_markdown(one_class)
+    assert "GEOM [S] | 93.5" in text and "| 6 |" in text and "83.3" in text
