@@ -200,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
         "skips finished cells and resumes interrupted ones. Then writes summary.md/csv and plots "
         "with the matching published numbers. Shipped grids: configs/benchmarks/.",
     )
+    report = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run or benchmark",
+        description="Write DIR/report.html (images inlined, no network) for a run "
+        "directory or a benchmark directory.",
+    )
+    report.add_argument("directory", metavar="DIR")
+    report.add_argument("--output", metavar="FILE", help="where to write (default DIR/report.html)")
     bench.add_argument("config", metavar="CONFIG.yaml", help="benchmark grid")
     bench.add_argument(
         "--jobs",
@@ -276,6 +284,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from anomalia.reporting.html import write_report
+
+    print(f"report: {write_report(args.directory, args.output)}")
+    return 0
+
+
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from anomalia.benchmark import load_benchmark_config, run_benchmark, write_summary
 
@@ -314,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = {
         "benchmark": _cmd_benchmark,
+        "report": _cmd_report,
         "train": _cmd_train,
         "evaluate": _cmd_evaluate,
         "download": _cmd_download,
