@@ -4,7 +4,9 @@ Two measurements, printed as Markdown for docs/benchmarks.md:
 1. ``--loop``: the autoencoder trained by anomalia's Lightning loop against a bare PyTorch loop
    of the same network, loss, optimizer, sampler and batches (images per second, best of
    ``--repeats`` alternating runs so neither side benefits from a warmer machine).
-2. ``--methods``: training and scoring images per second of every registered method.
+2. ``--methods``: training and scoring images per second of every registered method, and the
+   peak resident memory each adds while training and while scoring (VmHWM above the memory
+   held before, Linux only).
 
     python benchmarks/speed.py --loop --methods
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,6 +76,21 @@ def bare_rate(images, targets, n_epochs: int) -> float:
     return n_images(targets, n_epochs) / (time.perf_counter() - start)
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def peak_rise_mib(fn: Any) -> tuple[Any, float]:
+    """Run ``fn``; return its result and the rise of peak resident memory it caused (MiB)."""
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    baseline = _status_kib("VmRSS")
+    result = fn()
+    return result, (_status_kib("VmHWM") - baseline) / 1024
+
+
 @torch.inference_mode()
 def scoring_rate(method: str, images: torch.Tensor) -> float:
     model = module_for(method).model.eval()
@@ -110,11 +129,12 @@ def main() -> None:
         print(f"\nLightning / bare = {best['lightning'] / best['bare']:.3f}")
     if args.methods:
         test = torch.from_numpy(data.test_images).float() / 255
-        print("\n| method | train images/s | score images/s |")
-        print("| --- | --- | --- |")
+        print("\n| method | train images/s | score images/s | train peak MiB | score peak MiB |")
+        print("| --- | --- | --- | --- | --- |")
         for method in available_models():
-            train = lightning_rate(method, images, targets, 1)
-            print(f"| {method} | {train:.0f} | {scoring_rate(method, test):.0f} |")
+            train, train_mib = peak_rise_mib(lambda m=method: lightning_rate(m, images, targets, 1))
+            score, score_mib = peak_rise_mib(lambda m=method: scoring_rate(m, test))
+            print(f"| {method} | {train:.0f} | {score:.0f} | {train_mib:.0f} | {score_mib:.0f} |")
 
 
 if __name__ == "__main__":
