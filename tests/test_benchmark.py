@@ -131,3 +131,5 @@ def test_summary_tables_and_published_numbers():
     one_class = [{**r, "anomaly_ratio": "0", "n_known_anomaly_classes": ""} for r in rows]
     text = summary_markdown(one_class)
     assert "GEOM [S] | 93.5" in text and "| 6 |" in text and "83.3" in text
+    assert "not comparable" not in text
+    assert "not comparable" in summary_markdown([r for r in rows if r["normal_class"] != "9"])

@@ -62,7 +62,7 @@ class BenchmarkConfig:
     n_known_anomaly_classes: list[int | None] = field(default_factory=lambda: [None])
     base: dict[str, Any] = field(default_factory=dict)
     method_overrides: dict[str, Any] = field(default_factory=dict)
-    output_dir: str = "benchmarks"
+    output_dir: str = "runs/benchmarks"
 
     @property
     def directory(self) -> Path:

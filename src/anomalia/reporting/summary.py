@@ -88,6 +88,17 @@ def summary_markdown(rows: Rows, dataset: str = "fashion_mnist") -> str:
                 (f"{p.method} [{p.tag}]", f"{p.auroc:.1f}", "-", "-", p.source)
                 for p in published_for(ratio, known)
             ]
+            partial = [
+                s["method"]
+                for s in stats
+                if s["n_classes"] < 10
+                and (s["anomaly_ratio"], s["n_known_anomaly_classes"]) == (ratio, known)
+            ]
+            if partial:
+                out.append(
+                    "Published numbers average all ten normal classes; "
+                    f"{', '.join(partial)} here cover fewer, so they are not comparable.\n"
+                )
         out.append(markdown_table(["method", "AUROC", "AUPRC", "seeds x classes", "source"], table))
         out.append(
             "\n"
