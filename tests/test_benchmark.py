@@ -133,3 +133,16 @@ def test_summary_tables_and_published_numbers():
     assert "GEOM [S] | 93.5" in text and "| 6 |" in text and "83.3" in text
     assert "not comparable" not in text
     assert "not comparable" in summary_markdown([r for r in rows if r["normal_class"] != "9"])
+
+
+def test_changed_grid_does_not_reuse_old_runs(idx_dir, tmp_path, capsys):
+    config = smoke_yaml(tmp_path / "a.yaml", idx_dir, tmp_path / "out", "g")
+    assert main(["benchmark", str(config)]) == 0
+    config.write_text(config.read_text().replace("n_epochs: 1", "n_epochs: 2"))
+    results = tmp_path / "out" / "g" / "results.csv"
+    results.unlink()  # as if results.csv were lost: the runs are still on disk
+    capsys.readouterr()
+    assert main(["benchmark", str(config)]) == 2  # no cell finished: nothing to summarise
+    out = capsys.readouterr().out
+    assert "was run with other settings (train.n_epochs)" in out
+    assert "12 cell(s) failed" in out

@@ -28,7 +28,13 @@ from typing import Any
 
 from anomalia.config import RunConfig, dump_yaml, from_dict, load_yaml, merge, to_dict
 from anomalia.errors import ConfigError
-from anomalia.experiment import read_metrics, resolve_config, resume_experiment, run_experiment
+from anomalia.experiment import (
+    load_run_config,
+    read_metrics,
+    resolve_config,
+    resume_experiment,
+    run_experiment,
+)
 from anomalia.utils import atomic_open
 
 RESULT_FIELDS = [
@@ -197,6 +203,37 @@ def _write_rows(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> No
         writer.writerows(rows)
 
 
+#: Keys that may differ between a cell's config and the run found in its directory.
+_INCIDENTAL = {"output_dir", "name", "train.progress_bar"}
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def check_same_settings(run: RunConfig, run_dir: Path) -> None:
+    """Refuse to reuse a run made with other settings than the grid now asks for.
+
+    Without this, editing a grid between two invocations would silently mix results of the old
+    and the new settings in one table.
+    """
+    want = _flat(to_dict(resolve_config(run)))
+    have = _flat(to_dict(resolve_config(load_run_config(run_dir / "config.yaml"))))
+    diff = sorted(k for k in want.keys() | have.keys()
+                  if k not in _INCIDENTAL and want.get(k) != have.get(k))  # fmt: skip
+    if diff:
+        raise ConfigError(
+            f"{run_dir} was run with other settings ({', '.join(diff)}) than the grid now "
+            "asks for; restore the grid, or delete that run directory to run the cell anew"
+        )
+
+
 def _run_cell_in_process(run: RunConfig, run_dir: Path) -> None:
     if (run_dir / "run.json").is_file():
         resume_experiment(run_dir)
@@ -231,8 +268,11 @@ def run_benchmark(
     jobs: int = 1,
     threads: int | None = None,
     echo: Callable[[str], None] = print,
-) -> list[dict[str, str]]:
-    """Run every unfinished cell; returns the rows of ``results.csv`` in grid order.
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Run every unfinished cell.
+
+    Returns:
+        (the rows of ``results.csv`` in grid order, the keys of cells that failed).
 
     Args:
         config: the grid.
@@ -252,7 +292,8 @@ def run_benchmark(
     grid = cells(config)
     todo = [c for c in grid if c.key not in finished]
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    state = {"done": len(grid) - len(todo), "running": 0, "failed": 0, "seconds": 0.0, "timed": 0}
+    state = {"done": len(grid) - len(todo), "running": 0, "seconds": 0.0, "timed": 0}
+    failed: list[str] = []
     lock = threading.Lock()
     echo(
         f"benchmark {config.name}: {len(grid)} cells, {state['done']} already finished, "
@@ -266,6 +307,8 @@ def run_benchmark(
             state["running"] += 1
         start = time.perf_counter()
         try:
+            if (run_dir / "config.yaml").is_file():
+                check_same_settings(run, run_dir)
             if not (run_dir / "metrics.json").is_file():
                 if jobs == 1:
                     _run_cell_in_process(run, run_dir)
@@ -292,7 +335,7 @@ def run_benchmark(
         except Exception as err:  # one bad cell must not stop the grid
             with lock:
                 state["running"] -= 1
-                state["failed"] += 1
+                failed.append(cell.key)
             echo(f"FAILED {cell.key}: {err}")
 
     if jobs == 1:
@@ -304,9 +347,9 @@ def run_benchmark(
     rows = {r["cell"]: r for r in read_results(results_path)}
     ordered = [rows[c.key] for c in grid if c.key in rows]
     _write_rows(results_path, RESULT_FIELDS, ordered)
-    if state["failed"]:
-        echo(f"{state['failed']} cell(s) failed; run the same command again to retry them")
-    return ordered
+    if failed:
+        echo(f"{len(failed)} cell(s) failed; run the same command again to retry them")
+    return ordered, failed
 
 
 def _known_classes(run_dir: Path) -> list[int]:

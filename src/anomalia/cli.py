@@ -28,6 +28,8 @@ _FLAG_KEYS = {
     "n_known_anomaly_classes": "data.n_known_anomaly_classes",
     "pollution": "data.pollution",
     "val_fraction": "data.val_fraction",
+    "image_size": "data.image_size",
+    "skip_bad_images": "data.skip_bad_images",
     "download": "data.download",
     "batch_size": "train.batch_size",
     "n_epochs": "train.n_epochs",
@@ -103,7 +105,20 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     )
     g = p.add_argument_group("data")
     g.add_argument(
-        "--dataset", help="fashion_mnist (default) or idx (your own IDX files in --data-dir)"
+        "--dataset",
+        help="fashion_mnist (default), mnist, cifar10, or your own data in --data-dir: mvtec "
+        "(MVTec AD layout), folder (normal/ + anomaly/) or idx (four IDX files)",
+    )
+    g.add_argument(
+        "--image-size",
+        type=int,
+        help="resize your own images to this square size (folder datasets)",
+    )
+    g.add_argument(
+        "--skip-bad-images",
+        action="store_const",
+        const=True,
+        help="skip unreadable image files and list them in skipped_images.txt",
     )
     g.add_argument(
         "--data-dir", metavar="DIR", help="directory searched first for the dataset files"
@@ -192,6 +207,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", metavar="DIR", help="where to put the files (default: user cache)"
     )
     sub.add_parser("list", help="list methods and datasets")
+    predict = sub.add_parser(
+        "predict",
+        help="score image files with a trained run",
+        description="Score image files with RUN_DIR's model: each is converted to the model's "
+        "channels and resized to its image size, like the training data; files are read in "
+        "batches, so any number works. Writes path,score,is_anomaly rows (is_anomaly: score "
+        "above the run's threshold) to RUN_DIR/predictions.csv or --output.",
+    )
+    predict.add_argument("run_dir", metavar="RUN_DIR")
+    predict.add_argument(
+        "paths",
+        metavar="PATH",
+        nargs="+",
+        help="image files (PNG, JPEG, BMP, TIFF), directories (searched recursively for "
+        "image file names) or quoted glob patterns such as 'photos/**/*.png'",
+    )
+    predict.add_argument(
+        "--output", metavar="FILE", help="CSV to write (default RUN_DIR/predictions.csv)"
+    )
+    predict.add_argument(
+        "--batch-size", type=int, default=64, help="images read and scored at a time (default 64)"
+    )
+    predict.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave unreadable files out (and list them) instead of stopping",
+    )
+    predict.add_argument("--accelerator", default="auto", help="device to score on (default auto)")
+    export = sub.add_parser(
+        "export",
+        help="export a run's scoring network (ONNX)",
+        description="Write RUN_DIR's scoring network as RUN_DIR/model.onnx (or --output): "
+        "input 'images', float32 (batch, channels, size, size) in [0, 1]; output 'scores', "
+        "higher = more anomalous; the threshold is in the model's metadata. Needs "
+        "pip install 'anomalia[export]'.",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="onnx (default)")
+    export.add_argument("--output", metavar="FILE", help="default RUN_DIR/model.onnx")
     bench = sub.add_parser(
         "benchmark",
         help="run a grid of experiments (resumable) and summarise it",
@@ -297,12 +351,13 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     config = load_benchmark_config(args.config)
+    failed: list[str] = []
     if not args.summary_only:
-        run_benchmark(config, jobs=args.jobs, threads=args.threads)
+        _, failed = run_benchmark(config, jobs=args.jobs, threads=args.threads)
     summary = write_summary(config)
     print(summary.read_text())
     print(f"results: {config.directory / 'results.csv'}\nsummary: {summary}")
-    return 0
+    return 1 if failed else 0
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -311,6 +366,38 @@ def _cmd_download(args: argparse.Namespace) -> int:
     spec = get_dataset_spec(args.dataset)
     target = download(spec, args.data_dir)
     print(f"{spec.name}: files in {target}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from anomalia.experiment import predict_paths
+
+    result = predict_paths(
+        args.run_dir,
+        args.paths,
+        args.output,
+        args.batch_size,
+        skip_bad_images=args.skip_bad_images,
+        accelerator=args.accelerator,
+    )
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} unreadable file(s):")
+        for path in result.skipped[:20]:
+            print(f"  {path}")
+        if len(result.skipped) > 20:
+            print(f"  ... and {len(result.skipped) - 20} more")
+    print(
+        f"scored {result.n_images} image(s): {result.n_anomalies} flagged as anomalies "
+        f"(score > threshold {result.threshold:.6g}, {result.threshold_rule})"
+    )
+    print(f"predictions: {result.output}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from anomalia.experiment import export_onnx
+
+    print(f"ONNX model: {export_onnx(args.run_dir, args.output)}")
     return 0
 
 
@@ -334,6 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": _cmd_evaluate,
         "download": _cmd_download,
         "list": _cmd_list,
+        "predict": _cmd_predict,
+        "export": _cmd_export,
     }[args.command]
     try:
         return command(args)

@@ -26,8 +26,9 @@ class DataConfig:
     """Which data, and the experiment protocol (Deep SAD's semantics).
 
     Attributes:
-        dataset: registered dataset name (``fashion_mnist``, or ``idx`` for any data in the
-            four-file IDX layout).
+        dataset: registered dataset name (``fashion_mnist``, ``mnist``, ``cifar10``; ``idx``
+            for any data in the four-file IDX layout; ``mvtec`` or ``folder`` for your own
+            images in MVTec AD's layout or in ``normal/`` and ``anomaly/`` folders).
         data_dir: where to look first for the files.
         normal_class: the class treated as normal; every other class is anomalous.
         anomaly_ratio: gamma_l, the share of labelled anomalies in the training set.
@@ -37,6 +38,13 @@ class DataConfig:
         pollution: gamma_p, the share of unlabelled anomalies mixed into the normal training data.
         val_fraction: share of the training images held out for validation and thresholds.
         download: fetch the files when no local copy is found.
+        image_size: image folders only: side images are resized to (default: kept when all
+            images share one square size, else 64).
+        skip_bad_images: image folders only: leave unreadable files out (listed in the run's
+            ``skipped_images.txt``) instead of stopping with an error.
+        test_fraction: ``folder`` only: share of the normal images held out as the test set.
+        anomaly_test_fraction: ``folder`` only: share of the anomalies held out as the test
+            set; the others are the pool labelled training anomalies are drawn from.
     """
 
     dataset: str = "fashion_mnist"
@@ -48,6 +56,10 @@ class DataConfig:
     pollution: float = 0.0
     val_fraction: float = 0.1
     download: bool = True
+    image_size: int | None = None
+    skip_bad_images: bool = False
+    test_fraction: float = 0.2
+    anomaly_test_fraction: float = 0.5
 
 
 @dataclass

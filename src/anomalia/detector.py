@@ -8,11 +8,23 @@
 >>> det = Detector("autoencoder", n_epochs=1, progress_bar=False).fit(images, labels)
 >>> det.decision_function(images).shape              # higher = more anomalous
 (64,)
+
+Image files work too: a directory (searched recursively), a file, or a list of files,
+directories and glob patterns, read in batches and converted like the training data:
+
+>>> import tempfile
+>>> from PIL import Image
+>>> folder = tempfile.mkdtemp()
+>>> for i in range(3):
+...     Image.fromarray((images[i, 0] * 255).astype(np.uint8)).save(f"{folder}/{i}.png")
+>>> det.predict(folder).shape                        # or det.predict([f"{folder}/*.png"])
+(3,)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +33,7 @@ import numpy as np
 import torch
 
 from anomalia.config import TrainConfig, from_dict, to_dict
+from anomalia.data.folders import expand_image_paths, iter_image_batches
 from anomalia.data.images import TensorImageDataset, collate_batch, to_image_tensor
 from anomalia.data.sampler import BalancedBatchSampler
 from anomalia.errors import ConfigError, DataError, NotFittedError
@@ -128,6 +141,11 @@ class Detector:
                 f"images must be square, got {x.shape[-2]}x{x.shape[-1]}; resize them first"
             )
         targets = _as_targets(labels, len(x), "labels")
+        if getattr(model_cfg, "needs_labelled_anomalies", False) and not targets.any():
+            raise ConfigError(
+                f"method {self.method!r} learns from labelled anomalies, and none were given "
+                "(labels with 1; anomaly_ratio > 0); use a method that can train on normals only"
+            )
         seed_everything(train_cfg.seed)
         module = get_module_class(self.method)(
             in_channels=x.shape[1],
@@ -204,7 +222,31 @@ class Detector:
 
     def _batches(self, images: Any) -> Iterator[torch.Tensor]:
         """Float batches on the scoring device, converted one batch at a time so memory stays
-        bounded by the batch size whatever the number of images."""
+        bounded by the batch size whatever the number of images.
+
+        ``images`` may also name image files: a directory (searched recursively), a file, or a
+        list of files, directories and glob patterns, read in this order by
+        :func:`anomalia.data.folders.expand_image_paths` and converted like folder training
+        data (the detector's channels, resized to its image size).
+        """
+        if isinstance(images, str | os.PathLike) or (
+            isinstance(images, list | tuple)
+            and all(isinstance(p, str | os.PathLike) for p in images)
+        ):
+            n_images = 0
+            for _, batch in iter_image_batches(
+                expand_image_paths(
+                    [Path(images)] if isinstance(images, str | os.PathLike) else images
+                ),
+                mode="L" if self.in_channels_ == 1 else "RGB",
+                image_size=self.image_size_,
+                batch_size=self.train_config_.eval_batch_size,
+            ):
+                n_images += len(batch)
+                yield to_image_tensor(batch, "images").to(self.device_)
+            if n_images == 0:
+                raise DataError(f"no image files found in {images}")
+            return
         if not isinstance(images, np.ndarray | torch.Tensor):
             raise DataError(
                 f"images must be a NumPy array or a torch tensor, got {type(images).__name__}"
@@ -224,7 +266,13 @@ class Detector:
 
     @torch.inference_mode()
     def decision_function(self, images: Any) -> np.ndarray:
-        """Anomaly score per image (higher = more anomalous), computed in batches."""
+        """Anomaly score per image (higher = more anomalous), computed in batches.
+
+        Args:
+            images: an array or tensor as for :meth:`fit`, or image files: a directory, a file,
+                or a list of files, directories and glob patterns (read in batches, in the order
+                of :func:`anomalia.data.folders.expand_image_paths`).
+        """
         self._check_fitted()
         self.model_.to(self.device_).eval()
         scores = [self.model_.score(batch).float().cpu() for batch in self._batches(images)]
@@ -238,9 +286,17 @@ class Detector:
     def reconstruct(self, images: Any) -> np.ndarray:
         """Reconstructions (N, C, H, W) in [0, 1], for inspection and plots."""
         self._check_fitted()
+        if not self.can_reconstruct:
+            raise ConfigError(f"method {self.method!r} does not reconstruct images")
         self.model_.to(self.device_).eval()
         out = [self.model_.reconstruct(batch).float().cpu() for batch in self._batches(images)]
         return torch.cat(out).numpy()
+
+    @property
+    def can_reconstruct(self) -> bool:
+        """Whether the fitted model produces reconstructions (classifiers do not)."""
+        self._check_fitted()
+        return hasattr(self.model_, "reconstruct")
 
     # ------------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:

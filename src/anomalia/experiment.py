@@ -21,15 +21,18 @@ import csv
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from anomalia.config import RunConfig, dump_yaml, from_dict, load_yaml, to_dict
 from anomalia.data import ImageData, Split, load_dataset, make_split
+from anomalia.data.folders import IMAGE_SUFFIXES, expand_image_paths, iter_image_batches
 from anomalia.detector import Detector
 from anomalia.errors import ConfigError, DataError
 from anomalia.evaluation import evaluate_scores
@@ -91,7 +94,15 @@ def new_run_dir(config: RunConfig) -> Path:
 
 def prepare_data(config: RunConfig) -> tuple[ImageData, Split]:
     """Load the dataset and build the protocol's split."""
-    data = load_dataset(config.data.dataset, config.data.data_dir, config.data.download)
+    data = load_dataset(
+        config.data.dataset,
+        config.data.data_dir,
+        config.data.download,
+        image_size=config.data.image_size,
+        skip_bad_images=config.data.skip_bad_images,
+        test_fraction=config.data.test_fraction,
+        anomaly_test_fraction=config.data.anomaly_test_fraction,
+    )
     split = make_split(
         data.train_labels,
         data.test_labels,
@@ -137,10 +148,13 @@ def write_plots(
         score_histogram_figure(split.test_labels, scores, threshold, title=title),
         plots / "score_histogram.png",
     )
+    if not detector.can_reconstruct:
+        return
     rng = np.random.default_rng(0)
     groups = []
     for name, label in (("normal", 0), ("anomaly", 1)):
-        picked = rng.choice(np.flatnonzero(split.test_labels == label), n_images, replace=False)
+        candidates = np.flatnonzero(split.test_labels == label)
+        picked = rng.choice(candidates, min(n_images, len(candidates)), replace=False)
         images = data.test_images[split.test_indices[picked]]
         groups.append((name, images / 255.0, detector.reconstruct(images), scores[picked]))
     save_figure(reconstruction_grid_figure(groups), plots / "reconstructions.png")
@@ -179,6 +193,9 @@ def run_experiment(config: RunConfig) -> RunResult:
     with atomic_open(run_dir / "config.yaml") as handle:
         handle.write(header + dump_yaml(to_dict(config)))
     split.save(run_dir / "split.npz")
+    if data.skipped_files:  # unreadable images left out (data.skip_bad_images)
+        with atomic_open(run_dir / "skipped_images.txt") as handle:
+            handle.write("".join(f"{path}\n" for path in data.skipped_files))
     info: dict[str, Any] = {
         "status": "running",
         "started": _now(),
@@ -327,3 +344,170 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     """The ``metrics.json`` of a run."""
     metrics: dict[str, Any] = json.loads((Path(run_dir) / "metrics.json").read_text())
     return metrics
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_paths` scored and where it wrote the rows."""
+
+    output: Path
+    n_images: int
+    n_anomalies: int
+    threshold: float
+    threshold_rule: str
+    skipped: list[Path]
+
+
+def predict_paths(
+    run_dir: str | Path,
+    paths: Sequence[str | Path],
+    output: str | Path | None = None,
+    batch_size: int = 64,
+    *,
+    skip_bad_images: bool = False,
+    accelerator: str = "auto",
+) -> PredictResult:
+    """Score image files with a run's saved detector; write ``path,score,is_anomaly`` rows.
+
+    Files are read in batches of ``batch_size`` and converted like the run's training data
+    (the detector's channels, resized to its image size), so memory stays bounded whatever the
+    number of files; rows are written as batches are scored. ``is_anomaly`` is 1 where the
+    score exceeds the detector's ``threshold_`` (as :meth:`Detector.predict`).
+
+    Args:
+        run_dir: a finished run directory (holds ``model.pt``).
+        paths: image files, directories (searched recursively for image file names) or glob
+            patterns, see :func:`anomalia.data.folders.expand_image_paths`.
+        output: CSV file to write (default ``RUN_DIR/predictions.csv``), replaced atomically.
+        batch_size: images read and scored at a time.
+        skip_bad_images: leave unreadable files out (listed in the result) instead of raising.
+        accelerator: device to score on.
+
+    Raises:
+        DataError: no model in ``run_dir``, a path matches nothing, a file is not a readable
+            image (without ``skip_bad_images``), or no image was found at all.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.pt").is_file():
+        raise DataError(f"{run_dir} is not a finished run directory: model.pt is missing")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    if not paths:
+        raise DataError("no paths given: name image files, directories or glob patterns")
+    detector = Detector.load(run_dir / "model.pt", accelerator=accelerator)
+    output = Path(output) if output is not None else run_dir / "predictions.csv"
+    skipped: list[Path] | None = [] if skip_bad_images else None
+    n_images = n_anomalies = 0
+    with atomic_open(output) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "score", "is_anomaly"])
+        for batch_paths, images in iter_image_batches(
+            expand_image_paths(paths),
+            mode="L" if detector.in_channels_ == 1 else "RGB",
+            image_size=detector.image_size_,
+            batch_size=batch_size,
+            skipped=skipped,
+        ):
+            scores = detector.decision_function(images)
+            flags = scores > detector.threshold_
+            for path, score, flag in zip(batch_paths, scores, flags, strict=True):
+                writer.writerow([str(path), f"{score:.9g}", int(flag)])
+            n_images += len(scores)
+            n_anomalies += int(flags.sum())
+        if n_images == 0:  # leaves no output file behind
+            raise DataError(
+                f"no readable image among {', '.join(str(p) for p in paths)}; directories are "
+                f"searched for {', '.join(sorted(IMAGE_SUFFIXES))} files"
+            )
+    return PredictResult(
+        output=output,
+        n_images=n_images,
+        n_anomalies=n_anomalies,
+        threshold=float(detector.threshold_),
+        threshold_rule=str(detector.threshold_rule_),
+        skipped=skipped or [],
+    )
+
+
+class _ScoreModule(torch.nn.Module):
+    """Exposes a scoring network's ``score`` as ``forward``, the one method ONNX export traces."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.score(images)  # type: ignore[operator]
+
+
+def export_onnx(
+    run_dir: str | Path, output: str | Path | None = None, *, opset_version: int = 17
+) -> Path:
+    """Write a run's scoring network as ONNX (default ``RUN_DIR/model.onnx``).
+
+    The graph maps ``images``, float32 (B, C, S, S) in [0, 1], to ``scores`` (B,), higher = more
+    anomalous, as :meth:`Detector.decision_function` (to float32 precision). The batch size B is
+    dynamic; the channels C and side S are the run's (convert and resize images as for
+    training). The model's metadata holds ``threshold`` (flag an image when its score exceeds
+    it), ``threshold_rule``, ``method``, ``in_channels`` and ``image_size``. Needs the
+    ``export`` extra (``pip install 'anomalia[export]'``).
+
+    Raises:
+        DataError: ``run_dir`` holds no ``model.pt``.
+        ConfigError: the ``onnx`` package is not installed.
+    """
+    import inspect
+    import tempfile
+    import warnings
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.pt").is_file():
+        raise DataError(f"{run_dir} is not a finished run directory: model.pt is missing")
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError(
+            "ONNX export needs the onnx package: pip install 'anomalia[export]'"
+        ) from None
+    detector = Detector.load(run_dir / "model.pt", accelerator="cpu")
+    output = Path(output) if output is not None else run_dir / "model.onnx"
+    size = detector.image_size_
+    example = torch.rand(2, detector.in_channels_, size, size)
+    options: dict[str, Any] = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        options["dynamo"] = False  # the TorchScript exporter: no extra dependency
+    with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
+        # Shape-dependent branches (padding, resizing) are traced for the run's fixed image
+        # size, which the exported graph requires anyway.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # The TorchScript exporter is deprecated but needs no extra package (onnxscript).
+        warnings.filterwarnings(
+            "ignore", "You are using the legacy TorchScript", DeprecationWarning
+        )
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        torch.onnx.export(
+            _ScoreModule(detector.model_).eval(),
+            (example,),
+            Path(scratch) / "model.onnx",
+            input_names=["images"],
+            output_names=["scores"],
+            dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}},
+            opset_version=opset_version,
+            **options,
+        )
+        model = onnx.load(Path(scratch) / "model.onnx")
+    metadata = {
+        "method": detector.method,
+        "in_channels": str(detector.in_channels_),
+        "image_size": str(size),
+        "threshold": repr(float(detector.threshold_)),
+        "threshold_rule": str(detector.threshold_rule_),
+        "input": "float32 images (batch, channels, size, size) in [0, 1]",
+        "output": "anomaly score per image, higher = more anomalous",
+    }
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    with atomic_open(output, "wb") as handle:
+        handle.write(model.SerializeToString())
+    return output

@@ -163,7 +163,8 @@ def make_split(
     if n_labelled > len(labelled_pool):
         raise ConfigError(
             f"anomaly_ratio={anomaly_ratio} needs {n_labelled} labelled anomalies but classes "
-            f"{known} have only {len(labelled_pool)} training images"
+            f"{known} have only {len(labelled_pool)} training images; lower anomaly_ratio "
+            "(0 trains on normal images only)"
         )
     labelled_idx = rng.choice(labelled_pool, n_labelled, replace=False)
     remaining = np.setdiff1d(polluted_pool, labelled_idx)
