@@ -194,27 +194,35 @@ def test_list(capsys):
     assert "autoencoder" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("method", ["gan", "dual_gan"])
-def test_gan_methods_end_to_end(method, idx_dir, tmp_path, capsys):
-    code = main(
-        [
-            "train",
-            "--method",
-            method,
-            "--dataset",
-            "idx",
-            "--data-dir",
-            str(idx_dir),
-            "--output-dir",
-            str(tmp_path),
-            "--name",
-            "e2e",
-            "--n-epochs",
-            "1",
-            *FAST[2:],
-        ]
-    )
-    assert code == 0
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("gan", []),
+        ("dual_gan", []),
+        ("deep_sad", ["--set", "model.n_pretrain_epochs=1"]),
+        ("classifier", []),
+    ],
+)
+def test_other_methods_end_to_end(method, extra, idx_dir, tmp_path, capsys):
+    args = [
+        "train",
+        "--method",
+        method,
+        "--dataset",
+        "idx",
+        "--data-dir",
+        str(idx_dir),
+        "--output-dir",
+        str(tmp_path),
+        "--name",
+        "e2e",
+        "--n-epochs",
+        "2",
+        *FAST[2:],
+        *extra,
+    ]
+    assert main(args) == 0
     run_dir = tmp_path / method / "idx" / "class0" / "e2e"
-    assert (run_dir / "plots" / "reconstructions.png").is_file()
+    assert (run_dir / "plots" / "roc.png").is_file()
+    assert (run_dir / "plots" / "reconstructions.png").is_file() == (method != "classifier")
     assert main(["evaluate", str(run_dir), "--accelerator", "cpu"]) == 0

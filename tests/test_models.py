@@ -21,17 +21,21 @@ def test_registries_agree():
 def test_shapes_and_finite(name, channels, size):
     model = build(name, channels, size).eval()
     x = torch.rand(3, channels, size, size)
-    recon = model.reconstruct(x)
-    assert recon.shape == x.shape
+    if hasattr(model, "reconstruct"):
+        assert model.reconstruct(x).shape == x.shape
     scores = model.score(x)
     assert scores.shape == (3,)
-    assert torch.isfinite(scores).all() and (scores >= 0).all()
+    assert torch.isfinite(scores).all()
 
 
 @pytest.mark.parametrize("name", available_models())
 def test_every_parameter_gets_a_gradient(name):
     model = build(name).train()
-    model.score(torch.rand(4, 1, 28, 28)).mean().backward()
+    x = torch.rand(4, 1, 28, 28)
+    out = model.score(x).mean()
+    if hasattr(model, "reconstruct"):  # e.g. Deep SAD's decoder serves pretraining only
+        out = out + model.reconstruct(x).mean()
+    out.backward()
     missing = [
         n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
     ]

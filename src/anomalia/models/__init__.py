@@ -10,6 +10,8 @@ from typing import Any
 
 from anomalia.errors import ConfigError
 from anomalia.models.autoencoder import AutoencoderConfig
+from anomalia.models.classifier import ClassifierConfig
+from anomalia.models.deep_sad import DeepSADConfig
 from anomalia.models.dual_gan import DualGanConfig
 from anomalia.models.gan import GanConfig
 
@@ -18,6 +20,8 @@ MODEL_CONFIGS: dict[str, type[Any]] = {
     "autoencoder": AutoencoderConfig,
     "gan": GanConfig,
     "dual_gan": DualGanConfig,
+    "deep_sad": DeepSADConfig,
+    "classifier": ClassifierConfig,
 }
 
 

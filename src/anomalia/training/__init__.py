@@ -5,6 +5,8 @@ from __future__ import annotations
 from anomalia.errors import ConfigError
 from anomalia.training.autoencoder import AutoencoderModule
 from anomalia.training.base import AnomalyModule
+from anomalia.training.classifier import ClassifierModule
+from anomalia.training.deep_sad import DeepSADModule
 from anomalia.training.dual_gan import DualGanModule
 from anomalia.training.gan import GanModule
 from anomalia.training.trainer import build_trainer
@@ -14,6 +16,8 @@ MODULES: dict[str, type[AnomalyModule]] = {
     "autoencoder": AutoencoderModule,
     "gan": GanModule,
     "dual_gan": DualGanModule,
+    "deep_sad": DeepSADModule,
+    "classifier": ClassifierModule,
 }
 
 
@@ -31,6 +35,8 @@ __all__ = [
     "MODULES",
     "AnomalyModule",
     "AutoencoderModule",
+    "ClassifierModule",
+    "DeepSADModule",
     "DualGanModule",
     "GanModule",
     "build_trainer",
