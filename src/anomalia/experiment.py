@@ -13,6 +13,9 @@ Run directory ``<output_dir>/<method>/<dataset>/class<k>/<name or timestamp>/``:
     metrics.json     test metrics
     scores.csv       test_index, true_class, label, score
     plots/           roc.png, score_histogram.png, reconstructions.png
+    skipped_images.txt  files left out by --skip-bad-images (folder datasets), if any
+    predictions.csv  written by `anomalia predict`; model.onnx by `anomalia export`;
+    report.html      by `anomalia report`
 """
 
 from __future__ import annotations
