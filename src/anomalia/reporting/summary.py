@@ -154,7 +154,7 @@ def per_class_figure(rows: Rows, title: str = "AUROC per normal class") -> Figur
     ax.set_xticks(np.arange(len(classes)), [str(c) for c in classes])
     low = min((v for per in table.values() for vs in per.values() for v in vs), default=0.5)
     ax.set(xlabel="normal class", ylabel="AUROC", title=title, ylim=(max(0.0, low - 0.05), 1.0))
-    ax.legend(ncols=min(3, len(methods)))
+    fig.legend(loc="outside lower center", ncols=min(5, len(methods)))
     return fig
 
 
