@@ -19,3 +19,15 @@ def test_atomic_open_replaces_on_success(tmp_path):
     with atomic_open(path) as handle:
         handle.write("new")
     assert path.read_text() == "new"
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
