@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1.5rem;
+       max-width: 72rem; color: #222; }
 h1, h2, h3 { font-weight: 600; } table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; } th { background: #f3f3f3; }
@@ -129,8 +130,10 @@ def run_report(run_dir: Path) -> str:
 
 def benchmark_report(directory: Path) -> str:
     """A benchmark: summary tables beside published numbers, plots, the grid's configuration."""
+    summary = (directory / "summary.md").read_text()
+    summary = summary.split("\n", 1)[1] if summary.startswith("# ") else summary  # page has h1
     body = [
-        markdown_to_html((directory / "summary.md").read_text()),
+        markdown_to_html(summary),
         "<h2>Plots</h2>",
         _plots(directory),
     ]
