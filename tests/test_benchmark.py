@@ -146,3 +146,13 @@ def test_changed_grid_does_not_reuse_old_runs(idx_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "was run with other settings (train.n_epochs)" in out
     assert "12 cell(s) failed" in out
+
+
+def test_rows_of_other_machines_survive_a_rerun(idx_dir, tmp_path):
+    config = smoke_yaml(tmp_path / "a.yaml", idx_dir, tmp_path / "out", "m")
+    assert main(["benchmark", str(config)]) == 0
+    results = tmp_path / "out" / "m" / "results.csv"
+    foreign = results.read_text().splitlines()[1].replace("autoencoder/", "gan/", 1)
+    results.write_text(results.read_text() + foreign + "\n")
+    assert main(["benchmark", str(config)]) == 0
+    assert foreign in results.read_text().splitlines()

@@ -345,7 +345,10 @@ def run_benchmark(
         with ThreadPoolExecutor(jobs) as pool:
             list(pool.map(work, todo))
     rows = {r["cell"]: r for r in read_results(results_path)}
+    in_grid = {c.key for c in grid}
+    # Rows of cells outside this grid (merged from other machines) are kept, after the grid's.
     ordered = [rows[c.key] for c in grid if c.key in rows]
+    ordered += [row for key, row in rows.items() if key not in in_grid]
     _write_rows(results_path, RESULT_FIELDS, ordered)
     if failed:
         echo(f"{len(failed)} cell(s) failed; run the same command again to retry them")
