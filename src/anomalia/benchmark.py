@@ -35,7 +35,7 @@ from anomalia.experiment import (
     resume_experiment,
     run_experiment,
 )
-from anomalia.utils import atomic_open
+from anomalia.utils import atomic_open, write_csv
 
 RESULT_FIELDS = [
     "cell", "method", "dataset", "normal_class", "anomaly_ratio", "n_known_anomaly_classes",
@@ -196,13 +196,6 @@ def _csv_line(fields: list[str], row: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def _write_rows(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
-    with atomic_open(path, "w") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 #: Keys that may differ between a cell's config and the run found in its directory.
 _INCIDENTAL = {"output_dir", "name", "train.progress_bar"}
 
@@ -286,7 +279,7 @@ def run_benchmark(
         handle.write(dump_yaml(to_dict(config)))
     results_path = directory / "results.csv"
     finished = {r["cell"]: r for r in read_results(results_path)}
-    _write_rows(results_path, RESULT_FIELDS, list(finished.values()))  # drops a torn line
+    write_csv(results_path, list(finished.values()), RESULT_FIELDS)  # drops a torn line
     appender = _Appender(results_path, RESULT_FIELDS)
     timings = _Appender(directory / "timings.csv", ["cell", "seconds"])
     grid = cells(config)
@@ -349,7 +342,7 @@ def run_benchmark(
     # Rows of cells outside this grid (merged from other machines) are kept, after the grid's.
     ordered = [rows[c.key] for c in grid if c.key in rows]
     ordered += [row for key, row in rows.items() if key not in in_grid]
-    _write_rows(results_path, RESULT_FIELDS, ordered)
+    write_csv(results_path, ordered, RESULT_FIELDS)
     if failed:
         echo(f"{len(failed)} cell(s) failed; run the same command again to retry them")
     return ordered, failed
@@ -381,7 +374,7 @@ def write_summary(config: BenchmarkConfig) -> Path:
     with atomic_open(directory / "summary.md") as handle:
         handle.write(text)
     stats = method_stats(rows)
-    _write_rows(directory / "summary.csv", list(stats[0]), stats)
+    write_csv(directory / "summary.csv", stats)
     plots = directory / "plots"
     for ratio, known in sorted(
         {(float(r["anomaly_ratio"]), r["n_known_anomaly_classes"]) for r in rows}

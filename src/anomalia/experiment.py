@@ -47,7 +47,7 @@ from anomalia.reporting import (
     score_histogram_figure,
 )
 from anomalia.training.trainer import CHECKPOINT_DIR, LOG_DIR
-from anomalia.utils import atomic_open, versions, write_json
+from anomalia.utils import atomic_open, versions, write_csv, write_json
 
 
 @dataclass
@@ -236,13 +236,13 @@ def resume_experiment(run_dir: str | Path) -> RunResult:
     info.pop("error", None)
     # Lightning's CSV logger deletes an existing metrics.csv; keep the epochs logged so far.
     log, stash = run_dir / LOG_DIR / "metrics.csv", run_dir / LOG_DIR / "metrics.before-resume.csv"
-    _write_rows(stash, _read_rows(stash) + _read_rows(log))
+    write_csv(stash, _read_rows(stash) + _read_rows(log))
     log.unlink(missing_ok=True)
     result = _train_and_evaluate(config, run_dir, data, split, info, ckpt_path)
     new_rows = _read_rows(log)
     first_new_epoch = min((int(r["epoch"]) for r in new_rows), default=0)
     old_rows = [r for r in _read_rows(stash) if int(r["epoch"]) < first_new_epoch]
-    _write_rows(log, old_rows + new_rows)
+    write_csv(log, old_rows + new_rows)
     stash.unlink()
     return result
 
@@ -252,14 +252,6 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return []
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
-    fields = list(dict.fromkeys(key for row in rows for key in row))
-    with atomic_open(path) as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _train_and_evaluate(

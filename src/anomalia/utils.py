@@ -57,6 +57,19 @@ def write_json(path: str | Path, data: Any) -> None:
         handle.write("\n")
 
 
+def write_csv(
+    path: str | Path, rows: list[dict[str, Any]], fields: list[str] | None = None
+) -> None:
+    """Write dict rows as CSV, atomically; columns default to the keys in first-seen order."""
+    import csv
+
+    fields = fields if fields is not None else list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def torch_save_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` through a temporary file and a rename."""
     with atomic_open(path, "wb") as handle:
