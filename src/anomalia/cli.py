@@ -254,14 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
         "skips finished cells and resumes interrupted ones. Then writes summary.md/csv and plots "
         "with the matching published numbers. Shipped grids: configs/benchmarks/.",
     )
-    report = sub.add_parser(
-        "report",
-        help="write a self-contained HTML report of a run or benchmark",
-        description="Write DIR/report.html (images inlined, no network) for a run "
-        "directory or a benchmark directory.",
-    )
-    report.add_argument("directory", metavar="DIR")
-    report.add_argument("--output", metavar="FILE", help="where to write (default DIR/report.html)")
     bench.add_argument("config", metavar="CONFIG.yaml", help="benchmark grid")
     bench.add_argument(
         "--jobs",
@@ -275,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--summary-only", action="store_true", help="only rewrite the summary from results.csv"
     )
+    report = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run or benchmark",
+        description="Write DIR/report.html (images inlined, no network) for a run "
+        "directory or a benchmark directory.",
+    )
+    report.add_argument("directory", metavar="DIR")
+    report.add_argument("--output", metavar="FILE", help="where to write (default DIR/report.html)")
     return parser
 
 

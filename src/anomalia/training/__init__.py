@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anomalia.errors import ConfigError
+from anomalia.models import get_model_config
 from anomalia.training.autoencoder import AutoencoderModule
 from anomalia.training.base import AnomalyModule
 from anomalia.training.classifier import ClassifierModule
@@ -23,12 +23,8 @@ MODULES: dict[str, type[AnomalyModule]] = {
 
 def get_module_class(method: str) -> type[AnomalyModule]:
     """The LightningModule that trains ``method``."""
-    try:
-        return MODULES[method]
-    except KeyError:
-        raise ConfigError(
-            f"unknown method {method!r}; available methods: {', '.join(sorted(MODULES))}"
-        ) from None
+    get_model_config(method)  # the one place that rejects unknown names
+    return MODULES[method]
 
 
 __all__ = [
