@@ -50,6 +50,24 @@ def test_grid_and_cell_configs():
     assert run.data.normal_class == gan.normal_class and run.name == gan.name
 
 
+def test_per_method_seeds_and_cells_a_method_cannot_run():
+    config = BenchmarkConfig(
+        methods=["autoencoder", "classifier", "deep_sad"],
+        normal_classes=[0],
+        seeds=[0, 1, 2],
+        method_seeds={"deep_sad": [0]},
+        anomaly_ratios=[0.0, 0.05],
+        n_known_anomaly_classes=[1],
+    )
+    grid = {(c.method, c.anomaly_ratio, c.seed) for c in cells(config)}
+    assert {(r, s) for m, r, s in grid if m == "autoencoder"} == {
+        (r, s) for r in (0.0, 0.05) for s in (0, 1, 2)
+    }
+    # the classifier needs labelled anomalies: no gamma_l = 0 cells, rather than failed ones
+    assert {(r, s) for m, r, s in grid if m == "classifier"} == {(0.05, s) for s in (0, 1, 2)}
+    assert {(r, s) for m, r, s in grid if m == "deep_sad"} == {(0.0, 0), (0.05, 0)}
+
+
 def test_bad_benchmark_config(tmp_path):
     path = tmp_path / "b.yaml"
     path.write_text("methods: [autoencoder]\nseeds: []\n")
@@ -57,6 +75,9 @@ def test_bad_benchmark_config(tmp_path):
         load_benchmark_config(path)
     path.write_text("methods: [vae]\n")
     with pytest.raises(ConfigError, match="unknown method 'vae'"):
+        load_benchmark_config(path)
+    path.write_text("methods: [autoencoder]\nmethod_seeds: {gan: [0]}\n")
+    with pytest.raises(ConfigError, match=r"method_seeds\.gan"):
         load_benchmark_config(path)
     path.write_text("method: [autoencoder]\n")
     with pytest.raises(ConfigError, match="unknown config key"):

@@ -89,5 +89,7 @@ def test_shipped_benchmark_configs_are_valid():
     grids = {p.stem: load_benchmark_config(p) for p in root.glob("*.yaml")}
     assert {"smoke", "study", "deep-sad"} <= set(grids)
     assert len(cells(grids["study"])) == 30
-    assert len(cells(grids["deep-sad"])) == 3 * 5 * 3 * 10
+    # six methods x five gamma_l x three seeds x ten classes, less the classifier's gamma_l = 0
+    assert len(cells(grids["deep-sad"])) == (6 * 5 - 1) * 3 * 10
+    assert len(cells(grids["deep-sad-knn"])) == 5 * 3 * 10
     assert grids["deep-sad"].n_known_anomaly_classes == [1]

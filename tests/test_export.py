@@ -16,6 +16,7 @@ from anomalia.experiment import export_onnx
 from anomalia.models import available_models
 
 from .conftest import synthetic_images
+from .test_models import fill_banks
 
 
 def saved_run(directory: Path, method: str, channels: int, size: int) -> Path:
@@ -26,6 +27,7 @@ def saved_run(directory: Path, method: str, channels: int, size: int) -> Path:
     det.model_config_, det.train_config_ = det.resolved_config()
     det.in_channels_, det.image_size_ = channels, size
     det.model_ = det.model_config_.build(channels, size).eval()
+    fill_banks(det.model_, channels, size)
     for module in det.model_.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.running_mean.uniform_(-0.5, 0.5)

@@ -7,8 +7,10 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
+from anomalia import Detector
 from anomalia.cli import main
 
 from .conftest import write_synthetic_idx
@@ -135,7 +137,8 @@ def test_huge_learning_rate_diverges_with_a_clear_error(bigger_idx, tmp_path, ca
     assert "became" in capsys.readouterr().err
 
 
-def test_two_process_ddp_trains_and_rank_zero_evaluates(idx_dir, tmp_path):
+@pytest.mark.parametrize("method", ["autoencoder", "knn"])
+def test_two_process_ddp_trains_and_rank_zero_evaluates(method, idx_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("ANOMALIA_RUN_DIR", None)
     result = subprocess.run(
@@ -150,6 +153,8 @@ def test_two_process_ddp_trains_and_rank_zero_evaluates(idx_dir, tmp_path):
             "ddp",
             "--batch-size",
             "16",
+            "--method",
+            method,
         ],
         env=env,
         capture_output=True,
@@ -157,9 +162,13 @@ def test_two_process_ddp_trains_and_rank_zero_evaluates(idx_dir, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    class_dir = tmp_path / "autoencoder" / "idx" / "class0"
+    class_dir = tmp_path / method / "idx" / "class0"
     assert [p.name for p in class_dir.iterdir()] == ["ddp"]  # no stray directories
     assert result.stdout.count("run directory:") == 1  # one process reports
     assert json.loads((class_dir / "ddp" / "run.json").read_text())["world_size"] == 2
     # A single-process evaluation of the saved weights reproduces the DDP run's metrics.
     assert main(["evaluate", str(class_dir / "ddp"), "--accelerator", "cpu"]) == 0
+    if method == "knn":  # each process saw half the data; the banks hold all of it
+        detector = Detector.load(class_dir / "ddp" / "model.pt")
+        n_train = len(np.load(class_dir / "ddp" / "split.npz")["train_indices"])
+        assert len(detector.model_.normal_bank) + len(detector.model_.anomaly_bank) == n_train

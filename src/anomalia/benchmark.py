@@ -35,6 +35,7 @@ from anomalia.experiment import (
     resume_experiment,
     run_experiment,
 )
+from anomalia.models import get_model_config
 from anomalia.utils import atomic_open, write_csv
 
 RESULT_FIELDS = [
@@ -53,6 +54,7 @@ class BenchmarkConfig:
         methods: registered method names.
         normal_classes: classes taken in turn as normal (default 0..9).
         seeds: seeds; each changes the split, the weights and the batches.
+        method_seeds: per-method seed lists replacing ``seeds`` (fewer for a slow method).
         anomaly_ratios: gamma_l values.
         n_known_anomaly_classes: k_l values; null = labelled anomalies from every other class.
         base: RunConfig keys shared by every cell (``data``, ``train``, ``model``, ``plots``).
@@ -64,6 +66,7 @@ class BenchmarkConfig:
     methods: list[str] = field(default_factory=lambda: ["autoencoder"])
     normal_classes: list[int] = field(default_factory=lambda: list(range(10)))
     seeds: list[int] = field(default_factory=lambda: [0])
+    method_seeds: dict[str, list[int]] = field(default_factory=dict)
     anomaly_ratios: list[float] = field(default_factory=lambda: [0.05])
     n_known_anomaly_classes: list[int | None] = field(default_factory=lambda: [None])
     base: dict[str, Any] = field(default_factory=dict)
@@ -101,21 +104,30 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     for name in ("methods", "normal_classes", "seeds", "anomaly_ratios", "n_known_anomaly_classes"):
         if not getattr(config, name):
             raise ConfigError(f"benchmark key {name} must list at least one value")
+    for method, seeds in config.method_seeds.items():
+        if method not in config.methods or not seeds:
+            raise ConfigError(
+                f"method_seeds.{method} must list seeds of a method in `methods` {config.methods}"
+            )
     for cell in cells(config)[:1] + cells(config)[-1:]:
         resolve_config(cell_config(config, cell))  # fail now, not hours into the grid
     return config
 
 
 def cells(config: BenchmarkConfig) -> list[Cell]:
-    """Every cell, in grid order."""
-    grid = itertools.product(
-        config.methods,
-        config.anomaly_ratios,
-        config.n_known_anomaly_classes,
-        config.seeds,
-        config.normal_classes,
-    )
-    return [Cell(*values) for values in grid]
+    """Every cell, in grid order. Cells a method cannot run (a method that learns from
+    labelled anomalies at gamma_l = 0) are left out rather than failed."""
+    grid: list[Cell] = []
+    for method in config.methods:
+        one_class_ok = not getattr(get_model_config(method), "needs_labelled_anomalies", False)
+        values = itertools.product(
+            [r for r in config.anomaly_ratios if r > 0 or one_class_ok],
+            config.n_known_anomaly_classes,
+            config.method_seeds.get(method, config.seeds),
+            config.normal_classes,
+        )
+        grid += [Cell(method, *v) for v in values]
+    return grid
 
 
 def cell_config(config: BenchmarkConfig, cell: Cell) -> RunConfig:

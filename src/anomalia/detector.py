@@ -197,10 +197,22 @@ class Detector:
                 self.decision_function(vx), vy
             )
         else:
+            normals = x[targets == 0]
             self.threshold_, self.threshold_rule_ = self._fit_threshold(
-                self.decision_function(x[targets == 0]), np.zeros(int((targets == 0).sum()))
+                self._score_training_images(normals), np.zeros(len(normals))
             )
         return self
+
+    @torch.inference_mode()
+    def _score_training_images(self, images: torch.Tensor) -> np.ndarray:
+        """Scores of training images for the threshold. A model that memorises its training
+        images (``knn``) would score them 0 against themselves, so they are scored leaving
+        themselves out."""
+        if not getattr(self.model_, "memorises_training_images", False):
+            return self.decision_function(images)
+        self.model_.to(self.device_).eval()
+        scores = [self.model_.score(b, exclude_self=True).cpu() for b in self._batches(images)]
+        return torch.cat(scores).numpy().astype(np.float64)
 
     def _fit_threshold(self, scores: np.ndarray, labels: np.ndarray) -> tuple[float, str]:
         """F1-optimal threshold if labelled anomalies are present, else a quantile of normals."""

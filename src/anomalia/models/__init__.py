@@ -14,6 +14,7 @@ from anomalia.models.classifier import ClassifierConfig
 from anomalia.models.deep_sad import DeepSADConfig
 from anomalia.models.dual_gan import DualGanConfig
 from anomalia.models.gan import GanConfig
+from anomalia.models.knn import KnnConfig
 
 #: method name -> config dataclass with a ``build(in_channels, image_size)`` method.
 MODEL_CONFIGS: dict[str, type[Any]] = {
@@ -22,6 +23,7 @@ MODEL_CONFIGS: dict[str, type[Any]] = {
     "dual_gan": DualGanConfig,
     "deep_sad": DeepSADConfig,
     "classifier": ClassifierConfig,
+    "knn": KnnConfig,
 }
 
 

@@ -17,13 +17,21 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
+def score_name(method: str | None) -> str:
+    """What ``method``'s score measures ("reconstruction loss", "distance to c", ...)."""
+    from anomalia.models import MODEL_CONFIGS
+
+    return str(getattr(MODEL_CONFIGS.get(method or ""), "score_name", "score"))
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
     """The headline metrics of one run as a two-column Markdown table."""
+    score = score_name(metrics.get("method"))
     keys = [
         ("auroc", "AUROC"),
         ("auprc", "AUPRC"),
-        ("mean_score_normal", "test reconstruction loss, normals"),
-        ("mean_score_anomaly", "test reconstruction loss, anomalies"),
+        ("mean_score_normal", f"mean test {score}, normals"),
+        ("mean_score_anomaly", f"mean test {score}, anomalies"),
         ("threshold", "threshold (fitted on validation)"),
         ("precision", "precision at threshold"),
         ("recall", "recall at threshold"),

@@ -9,6 +9,7 @@ from anomalia.training.classifier import ClassifierModule
 from anomalia.training.deep_sad import DeepSADModule
 from anomalia.training.dual_gan import DualGanModule
 from anomalia.training.gan import GanModule
+from anomalia.training.knn import KnnModule
 from anomalia.training.trainer import build_trainer
 
 #: method name -> LightningModule class; keys match :data:`anomalia.models.MODEL_CONFIGS`.
@@ -18,6 +19,7 @@ MODULES: dict[str, type[AnomalyModule]] = {
     "dual_gan": DualGanModule,
     "deep_sad": DeepSADModule,
     "classifier": ClassifierModule,
+    "knn": KnnModule,
 }
 
 
@@ -35,6 +37,7 @@ __all__ = [
     "DeepSADModule",
     "DualGanModule",
     "GanModule",
+    "KnnModule",
     "build_trainer",
     "get_module_class",
 ]

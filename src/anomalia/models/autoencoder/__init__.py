@@ -29,6 +29,8 @@ class AutoencoderConfig:
     error: ErrorKind = "mse"
     abc_weight: float = 0.1
 
+    score_name = "reconstruction loss"  # class attribute: what the score is, for tables
+
     def __post_init__(self) -> None:
         check_weights(self)
 

@@ -43,6 +43,8 @@ class ClassifierConfig:
 
     needs_labelled_anomalies = True  # class attribute, not a parameter
 
+    score_name = "logit"  # class attribute: what the score is, for tables
+
     def __post_init__(self) -> None:
         check_weights(self)
 

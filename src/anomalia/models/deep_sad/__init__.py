@@ -26,6 +26,8 @@ class DeepSADConfig:
     eta: float = 1.0
     n_pretrain_epochs: int = 5
 
+    score_name = "distance to c"  # class attribute: what the score is, for tables
+
     def __post_init__(self) -> None:
         check_weights(self)
         if self.eta <= 0:

@@ -49,6 +49,8 @@ class DualGanConfig:
     patch_stride: int | None = None
     n_worst_patches: int | None = None
 
+    score_name = "reconstruction loss"  # class attribute: what the score is, for tables
+
     def __post_init__(self) -> None:
         check_weights(self)
 

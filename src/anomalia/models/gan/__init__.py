@@ -28,6 +28,8 @@ class GanConfig:
     adversarial_weight: float = 0.01
     discriminator_width: int = 32
 
+    score_name = "reconstruction loss"  # class attribute: what the score is, for tables
+
     def __post_init__(self) -> None:
         check_weights(self)
 

@@ -1,0 +1,62 @@
+"""Fitting the nearest-neighbour detector: one pass over the training data fills its banks."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+from anomalia.config import from_dict
+from anomalia.models.knn import KnnConfig, KnnScorer
+from anomalia.training.base import AnomalyModule
+
+# Lightning warns when a module has no optimizer; for a memory bank that is the point.
+warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")
+
+
+class KnnModule(AnomalyModule):
+    """Stores the features of every training image as the banks when training starts, then
+    stops after one epoch: there is nothing to optimise, so ``n_epochs`` is irrelevant.
+
+    The banks are read from the training *dataset*, not from the balanced batches, which
+    re-draw anomalies, may leave some out, and under DDP give each process only a shard; so
+    every process builds the same complete banks.
+    """
+
+    model: KnnScorer
+
+    def __init__(
+        self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
+    ) -> None:
+        super().__init__(in_channels, image_size, model, optim)
+        self.model = from_dict(KnnConfig, model, prefix="model.").build(in_channels, image_size)
+        self.automatic_optimization = False
+        # DistributedDataParallel refuses a module without trainable parameters; this unused
+        # one lets a DDP run go through. It is not part of the saved scorer.
+        self.ddp_anchor = torch.nn.Parameter(torch.zeros(1))
+
+    @torch.no_grad()
+    def on_train_start(self) -> None:
+        if self.model.is_fitted:  # resumed from a checkpoint that holds the banks
+            return
+        loader = self.trainer.train_dataloader
+        assert loader is not None
+        batches = torch.utils.data.DataLoader(
+            loader.dataset, batch_size=512, collate_fn=loader.collate_fn
+        )
+        features, targets = [], []
+        for x, t in batches:
+            features.append(self.model.features(x.to(self.device)))
+            targets.append(t.to(self.device).bool())
+        f, is_anomaly = torch.cat(features), torch.cat(targets)
+        self.model.set_banks(f[~is_anomaly], f[is_anomaly])
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        return None
+
+    def on_train_epoch_end(self) -> None:
+        self.trainer.should_stop = True
+
+    def configure_optimizers(self) -> None:
+        return None
