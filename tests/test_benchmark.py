@@ -177,3 +177,27 @@ def test_rows_of_other_machines_survive_a_rerun(idx_dir, tmp_path):
     results.write_text(results.read_text() + foreign + "\n")
     assert main(["benchmark", str(config)]) == 0
     assert foreign in results.read_text().splitlines()
+
+
+def test_a_grid_shared_out_over_two_machines_merges_into_one_summary(idx_dir, tmp_path, capsys):
+    # "machine A" runs seed 0, "machine B" seed 1, each into its own directory, same grid name
+    a = smoke_yaml(tmp_path / "a.yaml", idx_dir, tmp_path / "a", "grid")
+    b = smoke_yaml(tmp_path / "b.yaml", idx_dir, tmp_path / "b", "grid")
+    full = smoke_yaml(tmp_path / "full.yaml", idx_dir, tmp_path / "a", "grid")
+    for path, seeds in ((a, "0"), (b, "1"), (full, "0, 1")):
+        text = path.read_text().replace("[0.0, 0.05]", "[0.0]")
+        path.write_text(text.replace("seeds: [0, 1]", f"seeds: [{seeds}]"))
+    for path in (a, b):
+        assert main(["benchmark", str(path)]) == 0
+    b_results = tmp_path / "b" / "grid" / "results.csv"
+    assert main(["benchmark", str(full), "--merge", str(b_results), "--summary-only"]) == 0
+    assert "merged 3 row(s); 0 cell(s)" in capsys.readouterr().out
+    rows = read_results(tmp_path / "a" / "grid" / "results.csv")
+    assert sorted(r["seed"] for r in rows) == ["0", "0", "0", "1", "1", "1"]
+    assert "2 x 3" in (tmp_path / "a" / "grid" / "summary.md").read_text()  # seeds x classes
+    # merging again adds nothing; a file that is not a results.csv is refused by name
+    assert main(["benchmark", str(full), "--merge", str(b_results), "--summary-only"]) == 0
+    assert "merged 0 row(s); 3 cell(s)" in capsys.readouterr().out
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    assert main(["benchmark", str(full), "--merge", str(tmp_path / "other.csv")]) != 0
+    assert "other.csv is not a results.csv" in capsys.readouterr().err

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from anomalia.config import RunConfig, dump_yaml, from_dict, load_yaml, merge, to_dict
-from anomalia.errors import ConfigError
+from anomalia.errors import ConfigError, DataError
 from anomalia.experiment import (
     load_run_config,
     read_metrics,
@@ -165,6 +165,37 @@ def read_results(path: Path) -> list[dict[str, str]]:
         lines = lines[:-1]
     rows = list(csv.DictReader(lines))
     return [r for r in rows if None not in r and all(r.get(f) is not None for f in RESULT_FIELDS)]
+
+
+def merge_results(config: BenchmarkConfig, paths: list[str | Path]) -> tuple[int, int]:
+    """Add the rows of other machines' ``results.csv`` files to this benchmark's, so one
+    summary covers a grid that several machines shared out.
+
+    Returns:
+        (rows added, rows skipped because this benchmark already has a row for that cell).
+    """
+    target = config.directory / "results.csv"
+    rows = {r["cell"]: r for r in read_results(target)}
+    added = skipped = 0
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise DataError(f"{path}: no such file; pass the results.csv of another machine")
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if header != RESULT_FIELDS:
+            raise DataError(
+                f"{path} is not a results.csv written by `anomalia benchmark` (its columns are "
+                f"{','.join(header) or 'missing'})"
+            )
+        for row in read_results(path):
+            if row["cell"] in rows:
+                skipped += 1
+            else:
+                rows[row["cell"]] = row
+                added += 1
+    config.directory.mkdir(parents=True, exist_ok=True)
+    write_csv(target, list(rows.values()), RESULT_FIELDS)
+    return added, skipped
 
 
 def _row(cell: Cell, run_dir: Path, metrics: dict[str, Any], known: list[int]) -> dict[str, Any]:

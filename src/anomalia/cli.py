@@ -267,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--summary-only", action="store_true", help="only rewrite the summary from results.csv"
     )
+    bench.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RESULTS.csv",
+        default=[],
+        help="first add the rows of other machines' results.csv files (cells this benchmark "
+        "already has are kept as they are)",
+    )
     report = sub.add_parser(
         "report",
         help="write a self-contained HTML report of a run or benchmark",
@@ -346,11 +354,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from anomalia.benchmark import load_benchmark_config, run_benchmark, write_summary
+    from anomalia.benchmark import (
+        load_benchmark_config,
+        merge_results,
+        run_benchmark,
+        write_summary,
+    )
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     config = load_benchmark_config(args.config)
+    if args.merge:
+        added, skipped = merge_results(config, args.merge)
+        print(f"merged {added} row(s); {skipped} cell(s) already present were kept as they were")
     failed: list[str] = []
     if not args.summary_only:
         _, failed = run_benchmark(config, jobs=args.jobs, threads=args.threads)
