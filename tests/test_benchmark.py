@@ -13,6 +13,7 @@ from anomalia.benchmark import (
     BenchmarkConfig,
     cell_config,
     cells,
+    estimate_seconds_left,
     load_benchmark_config,
     read_results,
 )
@@ -201,3 +202,14 @@ def test_a_grid_shared_out_over_two_machines_merges_into_one_summary(idx_dir, tm
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     assert main(["benchmark", str(full), "--merge", str(tmp_path / "other.csv")]) != 0
     assert "other.csv is not a results.csv" in capsys.readouterr().err
+
+
+def test_time_estimate_weighs_each_method_by_its_own_cell_time():
+    from collections import Counter
+
+    times = {"knn": [5.0, 7.0], "deep_sad": [480.0]}
+    left = Counter({"knn": 10, "deep_sad": 2, "classifier": 3})
+    overall = (5 + 7 + 480) / 3  # classifier has no timed cell yet
+    expected = (10 * 6.0 + 2 * 480.0 + 3 * overall) / 2
+    assert estimate_seconds_left(times, left, jobs=2) == pytest.approx(expected)
+    assert estimate_seconds_left({}, left, jobs=2) == 0.0
