@@ -376,6 +376,7 @@ def run_benchmark(
         except Exception as err:  # one bad cell must not stop the grid
             with lock:
                 state["running"] -= 1
+                left_by_method[cell.method] -= 1
                 failed.append(cell.key)
             echo(f"FAILED {cell.key}: {err}")
 
