@@ -17,6 +17,8 @@ def test_knn_distance_matches_brute_force_across_chunks():
     queries, bank = torch.rand(7, 5, generator=gen), torch.rand(23, 5, generator=gen)
     brute = torch.cdist(queries, bank).sort(dim=1).values[:, :3].mean(dim=1)
     torch.testing.assert_close(knn_distance(queries, bank, k=3, chunk=4), brute)
+    skipped = torch.cdist(queries, bank).sort(dim=1).values[:, 1:4].mean(dim=1)
+    torch.testing.assert_close(knn_distance(queries, bank, k=3, skip=1, chunk=4), skipped)
     # k larger than the bank: every entry is used
     full = torch.cdist(queries, bank[:2]).mean(dim=1)
     torch.testing.assert_close(knn_distance(queries, bank[:2], k=3), full)

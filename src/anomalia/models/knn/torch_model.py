@@ -28,16 +28,17 @@ def gaussian_blur(x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
 
 
 def knn_distance(
-    queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 8192
+    queries: torch.Tensor, bank: torch.Tensor, k: int, skip: int = 0, chunk: int = 8192
 ) -> torch.Tensor:
     """Mean Euclidean distance from each query (B, D) to its ``k`` nearest rows of ``bank``
-    (N, D), shape (B,). The bank is walked in chunks so memory stays O(B * chunk)."""
-    k = min(k, len(bank))
+    (N, D) after leaving out the ``skip`` nearest, shape (B,). The bank is walked in chunks so
+    memory stays O(B * chunk)."""
+    n = min(k + skip, len(bank))
     best = queries.new_full((len(queries), 0), math.inf)
     for start in range(0, len(bank), chunk):
         d = torch.cdist(queries, bank[start : start + chunk])  # (B, chunk)
-        best = torch.cat([best, d], dim=1).topk(k, dim=1, largest=False).values  # (B, k)
-    return best.mean(dim=1)
+        best = torch.cat([best, d], dim=1).topk(n, dim=1, largest=False).values  # (B, n)
+    return best[:, min(skip, n - 1) :].mean(dim=1)
 
 
 class KnnScorer(nn.Module):
@@ -104,13 +105,7 @@ class KnnScorer(nn.Module):
         if not self.is_fitted:
             raise RuntimeError("the normal bank is empty; fit the detector first")
         f = self.features(x)
-        if exclude_self:
-            d_normal = knn_distance(f, self.normal_bank, self.k + 1)
-            nearest = knn_distance(f, self.normal_bank, 1)
-            k = min(self.k + 1, len(self.normal_bank))
-            d_normal = (d_normal * k - nearest) / max(k - 1, 1)
-        else:
-            d_normal = knn_distance(f, self.normal_bank, self.k)
+        d_normal = knn_distance(f, self.normal_bank, self.k, skip=int(exclude_self))
         if len(self.anomaly_bank) == 0 or self.anomaly_weight == 0:
             return d_normal
         d_anomaly = knn_distance(f, self.anomaly_bank, self.k)
