@@ -377,7 +377,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from anomalia.data.datasets import download, get_dataset_spec
+    from anomalia.data import download, get_dataset_spec
 
     spec = get_dataset_spec(args.dataset)
     target = download(spec, args.data_dir)

@@ -78,7 +78,10 @@ class TrainConfig:
         accelerator, devices, strategy, precision, num_nodes: passed to Lightning's ``Trainer``.
         num_workers: DataLoader worker processes.
         deterministic: ask torch for deterministic kernels.
-        progress_bar: show Lightning's progress bar.
+        progress_bar: show Lightning's progress bar (when output is a terminal; otherwise one
+            line per epoch is printed instead).
+        logger: where per-epoch metrics are logged besides the console: ``csv`` (the run's
+            ``logs/metrics.csv``, always written), ``tensorboard``, ``mlflow``.
         eval_batch_size: images per batch when scoring.
         threshold_quantile: quantile of validation normal scores used as the decision threshold
             when validation holds no labelled anomalies.
@@ -99,6 +102,7 @@ class TrainConfig:
     num_workers: int = 0
     deterministic: bool = False
     progress_bar: bool = True
+    logger: list[Literal["csv", "tensorboard", "mlflow"]] = field(default_factory=lambda: ["csv"])
     eval_batch_size: int = 512
     threshold_quantile: float = 0.95
 

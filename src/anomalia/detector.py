@@ -33,9 +33,14 @@ import numpy as np
 import torch
 
 from anomalia.config import TrainConfig, from_dict, to_dict
-from anomalia.data.folders import expand_image_paths, iter_image_batches
-from anomalia.data.images import TensorImageDataset, collate_batch, to_image_tensor
-from anomalia.data.sampler import BalancedBatchSampler
+from anomalia.data import (
+    BalancedBatchSampler,
+    TensorImageDataset,
+    collate_batch,
+    expand_image_paths,
+    iter_image_batches,
+    to_image_tensor,
+)
 from anomalia.errors import ConfigError, DataError, NotFittedError
 from anomalia.models import get_model_config
 from anomalia.training import build_trainer, get_module_class

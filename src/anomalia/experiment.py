@@ -34,8 +34,15 @@ import numpy as np
 import torch
 
 from anomalia.config import RunConfig, dump_yaml, from_dict, load_yaml, to_dict
-from anomalia.data import ImageData, Split, load_dataset, make_split
-from anomalia.data.folders import IMAGE_SUFFIXES, expand_image_paths, iter_image_batches
+from anomalia.data import (
+    IMAGE_SUFFIXES,
+    ImageData,
+    Split,
+    expand_image_paths,
+    iter_image_batches,
+    load_dataset,
+    make_split,
+)
 from anomalia.detector import Detector
 from anomalia.errors import ConfigError, DataError
 from anomalia.evaluation import evaluate_scores
