@@ -18,7 +18,7 @@ import onnxruntime as ort
 from anomalia import Detector
 from anomalia.data import load_dataset
 from anomalia.evaluation import auroc
-from anomalia.experiment import export_onnx
+from anomalia.experiment import export_run
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     for run_dir in map(Path, sys.argv[1:]):
         detector = Detector.load(run_dir / "model.pt", accelerator="cpu")
         torch_scores = detector.decision_function(images)
-        session = ort.InferenceSession(str(export_onnx(run_dir)))
+        session = ort.InferenceSession(str(export_run(run_dir)))
         onnx_scores = np.concatenate([
             session.run(["scores"], {"images": images[i : i + 500]})[0]
             for i in range(0, len(images), 500)

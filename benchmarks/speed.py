@@ -27,8 +27,8 @@ import torch
 from anomalia.config import TrainConfig
 from anomalia.data import BalancedBatchSampler, TensorImageDataset, load_dataset, make_split
 from anomalia.data.images import collate_batch
-from anomalia.models import available_models
-from anomalia.training import build_trainer, get_module_class
+from anomalia.methods import available_methods, get_method
+from anomalia.training import build_trainer
 from anomalia.utils import seed_everything
 
 
@@ -47,13 +47,12 @@ def n_images(targets: np.ndarray, n_epochs: int) -> int:
 def module_for(method: str):
     from dataclasses import asdict
 
-    from anomalia.models import get_model_config
-
     seed_everything(0)
     optim = {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0}
     # Deep SAD without pretraining: one epoch measures its own phase (c, then the SAD loss).
     params = {"n_pretrain_epochs": 0} if method == "deep_sad" else {}
-    return get_module_class(method)(1, 28, asdict(get_model_config(method)(**params)), optim)
+    record = get_method(method)
+    return record.module(1, 28, asdict(record.config_class(**params)), optim)
 
 
 def lightning_rate(method: str, images, targets, n_epochs: int) -> tuple[float, Any]:
@@ -140,7 +139,7 @@ def main() -> None:
     if args.methods:
         print("\n| method | train images/s | score images/s | train peak MiB | score peak MiB |")
         print("| --- | --- | --- | --- | --- |")
-        methods = args.method or available_models()
+        methods = args.method or available_methods()
         for method in methods:  # each in a fresh process: clean peak memory
             subprocess.run(
                 [sys.executable, __file__, "--one", method], check=True, stderr=subprocess.DEVNULL

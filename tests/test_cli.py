@@ -116,8 +116,8 @@ def test_config_file_and_set(idx_dir, tmp_path, capsys):
     ("args", "message"),
     [
         (["--normal-class", "12"], "normal_class must be a class index in 0..9, got 12"),
-        (["--anomaly-ratio", "1.0"], "anomaly_ratio must be in [0, 1), got 1.0"),
-        (["--anomaly-ratio", "-0.5"], "anomaly_ratio must be in [0, 1)"),
+        (["--anomaly-ratio", "1.0"], "data.anomaly_ratio must be less than 1, got 1.0"),
+        (["--anomaly-ratio", "-0.5"], "data.anomaly_ratio must be at least 0, got -0.5"),
         (["--method", "vae"], "unknown method 'vae'"),
         (["--set", "train.n_epoch=3"], "unknown config key(s) train.n_epoch"),
         (["--set", "model.depth=3"], "unknown config key(s) model.depth"),
@@ -145,11 +145,11 @@ def test_bad_arguments_name_the_problem(idx_dir, tmp_path, capsys, args, message
 
 
 def test_missing_data_lists_options(tmp_path, capsys, monkeypatch):
-    from anomalia.data import datasets
+    from anomalia.data import fetch
 
-    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
-    monkeypatch.setattr(datasets, "user_cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.setattr(datasets, "SYSTEM_DATA_DIR", tmp_path / "system")
+    monkeypatch.delenv(fetch.ENV_VAR, raising=False)
+    monkeypatch.setattr(fetch, "user_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(fetch, "SYSTEM_DATA_DIR", tmp_path / "system")
     code = main(
         [
             "train",

@@ -71,13 +71,13 @@ def test_set_dotted():
 def test_shipped_configs_are_valid():
     from pathlib import Path
 
-    from anomalia.experiment import load_run_config, resolve_config
+    from anomalia.experiment import resolve_config
 
     root = Path(__file__).parents[1] / "configs"
     paths = sorted(p for p in root.glob("**/*.yaml") if "benchmarks" not in p.parts)
     assert len(paths) >= 4
     for path in paths:
-        resolve_config(load_run_config(path))
+        resolve_config(RunConfig.from_yaml(path))
 
 
 def test_shipped_benchmark_configs_are_valid():
@@ -93,3 +93,96 @@ def test_shipped_benchmark_configs_are_valid():
     assert len(cells(grids["deep-sad"])) == (6 * 5 - 1) * 3 * 10
     assert len(cells(grids["deep-sad-knn"])) == 5 * 3 * 10
     assert grids["deep-sad"].n_known_anomaly_classes == [1]
+
+
+@pytest.mark.parametrize(
+    ("method", "model", "match"),
+    [
+        ("deep_sad", {"width": 0}, r"model\.width must be at least 1, got 0"),
+        ("deep_sad", {"n_pretrain_epochs": -1}, r"model\.n_pretrain_epochs must be at least 0"),
+        ("dual_gan", {"patch_size": 0}, r"model\.patch_size must be at least 2, got 0"),
+        ("knn", {"blur_sigma": -1}, r"model\.blur_sigma must be at least 0"),
+        ("deep_sad", {"eta": 0}, r"model\.eta must be greater than 0"),
+    ],
+)
+def test_model_fields_check_their_ranges(method, model, match):
+    from anomalia.experiment import resolve_config
+
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(RunConfig(method=method, model=model))
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"data": {"anomaly_ratio": 1.5}}, r"data\.anomaly_ratio must be less than 1, got 1.5"),
+        ({"data": {"val_fraction": -0.1}}, r"data\.val_fraction must be at least 0"),
+        ({"data": {"normal_class": 10}}, r"data\.normal_class must be a class of fashion_mnist"),
+        ({"data": {"image_size": 32}}, r"data\.image_size applies to the image-folder"),
+        ({"data": {"anomaly_classes": [0, 1]}}, r"includes the normal class 0"),
+        ({"train": {"batch_size": 0}}, r"train\.batch_size must be at least 1, got 0"),
+        ({"train": {"betas": [0.9]}}, r"train\.betas must hold two numbers"),
+        ({"train": {"lr": 0}}, r"train\.lr must be greater than 0"),
+    ],
+)
+def test_data_and_train_fields_check_their_ranges(data, match):
+    with pytest.raises(ConfigError, match=match):
+        from_dict(RunConfig, data)
+
+
+def test_cross_section_rule_runs_before_data_loads():
+    from anomalia.experiment import resolve_config
+
+    config = RunConfig(method="deep_sad", model={"n_pretrain_epochs": 5})
+    config.train.n_epochs = 5
+    with pytest.raises(ConfigError, match=r"train\.n_epochs \(5\) must exceed"):
+        resolve_config(config)
+
+
+def test_benchmark_grid_fails_at_once_on_a_bad_value(tmp_path):
+    from anomalia.benchmark import load_benchmark_config
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("methods: [knn]\nanomaly_ratios: [0.05, 1.5, 0.1]\n")
+    with pytest.raises(ConfigError, match=r"anomaly_ratios must be less than 1, got 1.5"):
+        load_benchmark_config(grid)
+    # a bad value deep in the grid (a method override of one method) is found too
+    grid.write_text(
+        "methods: [knn, autoencoder]\nmethod_overrides: {autoencoder: {model: {latent_dim: 0}}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"model\.latent_dim must be at least 1"):
+        load_benchmark_config(grid)
+
+
+def test_every_config_field_documents_itself_and_becomes_a_flag():
+    import dataclasses
+
+    from anomalia.cli import build_parser, config_flags
+    from anomalia.config import DataConfig
+    from anomalia.methods import METHODS
+
+    flags = config_flags()
+    for section, cls in [("data", DataConfig), ("train", TrainConfig)]:
+        for f in dataclasses.fields(cls):
+            assert f.metadata["help"], f.name
+            assert f"{section}.{f.name}" in flags
+    for method in METHODS.values():
+        for f in dataclasses.fields(method.config_class):
+            assert f"model.{f.name}" in flags
+    train = build_parser()._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    text = train.format_help()
+    assert "--normal-class" in text and "(default 0)" in text
+    assert "--abc-weight" in text and "autoencoder 0.1" in text and "dual_gan 0.5" in text
+
+
+def test_flags_reach_the_config():
+    from anomalia.cli import build_parser, config_from_args
+
+    args = build_parser().parse_args(
+        ["train", "--normal-class", "3", "--no-download", "--betas", "0.5,0.99", "--k", "5",
+         "--method", "knn", "--logger", "csv,tensorboard", "--devices", "2"]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert config.data.normal_class == 3 and config.data.download is False
+    assert config.train.betas == [0.5, 0.99] and config.train.logger == ["csv", "tensorboard"]
+    assert config.model == {"k": 5} and config.method == "knn" and config.train.devices == 2

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from anomalia.data import datasets
-from anomalia.data.datasets import FASHION_MNIST, find_files, load_dataset
+from anomalia.data import fetch
+from anomalia.data.fetch import find_files
 from anomalia.data.idx import write_idx
+from anomalia.data.registry import FASHION_MNIST, get_dataset_spec, load_dataset
+from anomalia.data.types import IDX_FILES
 from anomalia.errors import DataError
 
 from .conftest import write_synthetic_idx
@@ -12,9 +14,9 @@ from .conftest import write_synthetic_idx
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
     """No env var, an empty cache and an empty system directory."""
-    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
-    monkeypatch.setattr(datasets, "user_cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.setattr(datasets, "SYSTEM_DATA_DIR", tmp_path / "system")
+    monkeypatch.delenv(fetch.ENV_VAR, raising=False)
+    monkeypatch.setattr(fetch, "user_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(fetch, "SYSTEM_DATA_DIR", tmp_path / "system")
     return tmp_path
 
 
@@ -31,10 +33,10 @@ def test_search_order(isolated, monkeypatch):
     tmp = isolated
     for name in ("arg", "env", "cache/fashion-mnist", "system/fashion-mnist"):
         write_synthetic_idx(tmp / name, 2, 1)
-    monkeypatch.setenv(datasets.ENV_VAR, str(tmp / "env"))
+    monkeypatch.setenv(fetch.ENV_VAR, str(tmp / "env"))
     assert find_files(FASHION_MNIST, tmp / "arg")["train_images"].parent == tmp / "arg"
     assert find_files(FASHION_MNIST)["train_images"].parent == tmp / "env"
-    monkeypatch.delenv(datasets.ENV_VAR)
+    monkeypatch.delenv(fetch.ENV_VAR)
     assert find_files(FASHION_MNIST)["train_images"].parent == tmp / "cache" / "fashion-mnist"
     import shutil
 
@@ -48,7 +50,7 @@ def test_missing_data_without_download_lists_options(isolated):
     message = str(info.value)
     for option in (
         "--data-dir",
-        datasets.ENV_VAR,
+        fetch.ENV_VAR,
         "apt-get install dataset-fashion-mnist",
         "anomalia download",
     ):
@@ -72,10 +74,10 @@ def test_download_uses_pinned_checksums(isolated, monkeypatch):
 
     calls = []
     monkeypatch.setattr(pooch, "retrieve", lambda **kw: calls.append(kw))
-    datasets.download(FASHION_MNIST)
+    fetch.download(FASHION_MNIST)
     assert len(calls) == 4
     assert all(c["known_hash"].startswith("md5:") and len(c["known_hash"]) == 36 for c in calls)
-    assert {c["fname"] for c in calls} == {f"{s}.gz" for s in datasets.IDX_FILES.values()}
+    assert {c["fname"] for c in calls} == {f"{s}.gz" for s in IDX_FILES.values()}
 
 
 def test_wrong_files_fail_fashion_mnist_checksums(isolated):
@@ -106,3 +108,20 @@ def test_idx_dataset_needs_data_dir():
 def test_unknown_dataset():
     with pytest.raises(DataError, match="unknown dataset 'cifar' ; available".replace(" ;", ";")):
         load_dataset("cifar")
+
+
+@pytest.mark.parametrize(
+    ("name", "default"),
+    [
+        ("fashion_mnist", 0.05),
+        ("mnist", 0.05),
+        ("cifar10", 0.05),
+        ("idx", 0.05),
+        ("mvtec", None),
+        ("folder", None),
+    ],
+)
+def test_default_anomaly_ratio(name, default):
+    spec = get_dataset_spec(name)
+    assert spec.default_anomaly_ratio == default
+    assert spec.reads_image_folders == (name in ("mvtec", "folder"))

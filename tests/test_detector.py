@@ -6,6 +6,7 @@ import pytest
 from anomalia import Detector
 from anomalia.errors import ConfigError, DataError, NotFittedError
 from anomalia.evaluation import auroc
+from anomalia.methods import available_methods, get_method
 
 FAST = {"n_epochs": 3, "batch_size": 16, "progress_bar": False, "accelerator": "cpu"}
 
@@ -133,26 +134,64 @@ def test_threshold_from_validation_anomalies(synthetic_split):
         val_labels=d["test_labels"],
     )
     assert det.threshold_rule_ == "max F1 on validation"
-    det2 = Detector("autoencoder", **FAST).fit(d["train_images"], d["train_targets"])
-    assert "quantile" in det2.threshold_rule_
+    normals = d["test_labels"] == 0
+    det2 = Detector("autoencoder", **FAST).fit(
+        d["train_images"],
+        d["train_targets"],
+        val_images=d["test_images"][normals],
+        val_labels=d["test_labels"][normals],
+    )
+    assert det2.threshold_rule_ == "0.95 quantile of validation normal scores"
 
 
-@pytest.mark.parametrize("method", ["autoencoder", "gan", "dual_gan"])
+#: per-method settings that let a 3-epoch run learn (Deep SAD needs epochs after pretraining)
+METHOD_PARAMS = {"deep_sad": {"n_pretrain_epochs": 1}}
+
+
+@pytest.mark.parametrize("method", available_methods())
 def test_every_method_learns_saves_and_loads(method, synthetic_split, tmp_path):
     d = synthetic_split
-    det = Detector(method, **FAST).fit(d["train_images"], d["train_targets"])
+    det = Detector(method, **FAST, **METHOD_PARAMS.get(method, {})).fit(
+        d["train_images"],
+        d["train_targets"],
+        val_images=d["test_images"][::4],
+        val_labels=d["test_labels"][::4],
+    )
     scores = det.decision_function(d["test_images"])
     assert np.isfinite(scores).all()
-    # Seeded synthetic stripes: all three methods score ~1.0 here; the floor is far below.
+    # Seeded synthetic stripes: the methods score ~1.0 here; the floor is far below.
     assert auroc(d["test_labels"], scores) >= 0.8
     det.save(tmp_path / "model.pt")
     loaded = Detector.load(tmp_path / "model.pt")
     np.testing.assert_array_equal(loaded.decision_function(d["test_images"]), scores)
-    assert loaded.reconstruct(d["test_images"][:2]).shape == (2, 1, 16, 16)
+    if get_method(method).reconstructs:
+        assert loaded.reconstruct(d["test_images"][:2]).shape == (2, 1, 16, 16)
+    else:
+        with pytest.raises(ConfigError, match="does not reconstruct"):
+            loaded.reconstruct(d["test_images"][:2])
+
+
+def test_threshold_flags_the_validation_anomaly_that_sets_it(synthetic_split):
+    d = synthetic_split
+    val_images, val_labels = d["test_images"][::4], d["test_labels"][::4]
+    det = Detector("knn").fit(
+        d["train_images"], d["train_targets"], val_images=val_images, val_labels=val_labels
+    )
+    val_scores = det.decision_function(val_images)
+    at_threshold = np.flatnonzero(val_scores == det.threshold_)
+    assert len(at_threshold) and val_labels[at_threshold].all()  # an anomaly sets it ...
+    assert det.predict(val_images)[at_threshold].all()  # ... and is flagged by predict
+
+
+def test_threshold_without_validation_says_so_and_warns(synthetic_split):
+    d = synthetic_split
+    with pytest.warns(UserWarning, match="no validation data"):
+        det = Detector("knn").fit(d["train_images"], d["train_targets"])
+    assert det.threshold_rule_ == "0.95 quantile of training normal scores"
 
 
 def test_negative_loss_weight_is_rejected():
-    with pytest.raises(ConfigError, match=r"model\.abc_weight must be >= 0"):
+    with pytest.raises(ConfigError, match=r"model\.abc_weight must be at least 0, got -1.0"):
         Detector("dual_gan", abc_weight=-1.0).fit(np.zeros((4, 8, 8), dtype=np.uint8))
 
 

@@ -12,8 +12,8 @@ import torch
 
 from anomalia import Detector
 from anomalia.cli import main
-from anomalia.experiment import export_onnx
-from anomalia.models import available_models
+from anomalia.experiment import export_run
+from anomalia.methods import available_methods
 
 from .conftest import synthetic_images
 from .test_models import fill_banks
@@ -45,10 +45,10 @@ def images(n: int, channels: int, size: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("channels", "size"), [(1, 16), (3, 20)])
-@pytest.mark.parametrize("method", available_models())
+@pytest.mark.parametrize("method", available_methods())
 def test_onnxruntime_scores_equal_pytorch(tmp_path, method, channels, size):
     run_dir = saved_run(tmp_path / "run", method, channels, size)
-    path = export_onnx(run_dir)
+    path = export_run(run_dir)
     assert path == run_dir / "model.onnx"
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     detector = Detector.load(run_dir / "model.pt", accelerator="cpu")
@@ -69,6 +69,7 @@ def test_cli_export_writes_metadata(tmp_path, capsys):
     assert float(metadata["threshold"]) == 0.125
     assert metadata["image_size"] == "16" and metadata["in_channels"] == "1"
     assert metadata["method"] == "autoencoder"
+    assert metadata["decision"] == "anomaly when score >= threshold"
     assert not (run_dir / "model.onnx").exists()
 
 

@@ -11,13 +11,9 @@ import pytest
 from PIL import Image
 
 from anomalia.cli import main
-from anomalia.data import folders, load_dataset
-from anomalia.data.folders import (
-    expand_image_paths,
-    iter_image_batches,
-    load_mvtec,
-    load_normal_anomaly,
-)
+from anomalia.data import load_dataset
+from anomalia.data.folders import load_mvtec, load_normal_anomaly, name_fraction, split_by_name
+from anomalia.data.image_files import BadImageError, expand_image_paths, iter_image_batches
 from anomalia.errors import ConfigError, DataError
 
 from .conftest import synthetic_images
@@ -152,24 +148,66 @@ def test_bad_image_size(tmp_path):
         load_normal_anomaly(tmp_path, image_size=0)
 
 
-def test_normal_anomaly_split_is_seeded_and_disjoint(tmp_path):
+def test_normal_anomaly_split_is_fixed_and_disjoint(tmp_path):
     fill(tmp_path / "normal", 10, start=0)
     fill(tmp_path / "anomaly", 6, start=100, fmt="TIFF")
     data = load_normal_anomaly(tmp_path)
     assert data.class_names == ("normal", "anomaly")
-    # 20 % of the normals and half the anomalies are the test set
-    assert data.test_labels.tolist().count(0) == 2 and data.test_labels.tolist().count(1) == 3
-    assert data.train_labels.tolist().count(0) == 8 and data.train_labels.tolist().count(1) == 3
     train_ids = data.train_images[:, 0, 0, 0].tolist()
     test_ids = data.test_images[:, 0, 0, 0].tolist()
     assert sorted(train_ids + test_ids) == [*range(10), *range(100, 106)]
     assert all((v >= 100) == bool(y) for v, y in zip(train_ids, data.train_labels, strict=True))
+    assert all((v >= 100) == bool(y) for v, y in zip(test_ids, data.test_labels, strict=True))
+    for labels in (data.train_labels, data.test_labels):  # every side of every class
+        assert set(labels.tolist()) == {0, 1}
     again = load_normal_anomaly(tmp_path)
     assert again.test_images[:, 0, 0, 0].tolist() == test_ids
-    other = load_normal_anomaly(tmp_path, seed=1, test_fraction=0.5, anomaly_test_fraction=1.0)
-    assert other.test_labels.tolist().count(0) == 5 and other.test_labels.tolist().count(1) == 6
+    every_anomaly = load_normal_anomaly(tmp_path, anomaly_test_fraction=1.0)
+    assert every_anomaly.test_labels.tolist().count(1) == 6
+    assert set(every_anomaly.train_labels.tolist()) == {0}
     with pytest.raises(ConfigError, match="test_fraction must be in"):
         load_normal_anomaly(tmp_path, test_fraction=1.0)
+
+
+def _sides(data) -> tuple[set[int], set[int]]:
+    """Grey levels (file ids) of the normal images in the training and the test set."""
+    train = data.train_images[data.train_labels == 0, 0, 0, 0].tolist()
+    test = data.test_images[data.test_labels == 0, 0, 0, 0].tolist()
+    return set(train), set(test)
+
+
+def test_adding_or_removing_a_file_moves_no_other(tmp_path):
+    normal = fill(tmp_path / "normal", 200)
+    fill(tmp_path / "anomaly", 4, start=200)
+    train, test = _sides(load_normal_anomaly(tmp_path))
+    assert len(train) + len(test) == 200
+    assert abs(len(test) / 200 - 0.2) < 0.06  # binomial sd 0.028 around the asked 0.2
+
+    save(tmp_path / "normal" / "new.png", 250)
+    train_added, test_added = _sides(load_normal_anomaly(tmp_path))
+    assert train_added - {250} == train and test_added - {250} == test
+
+    normal[50].unlink()
+    normal[51].unlink()
+    train_removed, test_removed = _sides(load_normal_anomaly(tmp_path))
+    assert train_removed - {250} == train - {50, 51}
+    assert test_removed - {250} == test - {50, 51}
+
+
+def test_split_by_name_follows_the_fraction_and_keeps_both_sides():
+    names = [f"image_{i:05d}.png" for i in range(4000)]
+    for fraction in (0.1, 0.5, 0.9):
+        assert split_by_name(names, fraction).mean() == pytest.approx(fraction, abs=0.03)
+    assert all(0 <= name_fraction(name) < 1 for name in names[:100])
+    mask = split_by_name(names, 0.3)
+    assert split_by_name(names[::2], 0.3).tolist() == mask[::2].tolist()  # names alone decide
+    # too few files for the rule to reach both sides: the extreme values are moved
+    ordered = sorted(names[:50], key=name_fraction)
+    low, high = ordered[0], ordered[-1]
+    assert split_by_name([low, high], 1e-9).tolist() == [True, False]
+    assert split_by_name([low, high], 1 - 1e-9).tolist() == [True, False]
+    assert split_by_name([high, low], 1.0).tolist() == [True, True]  # all asked for the test set
+    assert split_by_name([high], 0.5).tolist() == [True]  # a single file is a test file
 
 
 def _bad_text_png(path: Path) -> Path:
@@ -276,7 +314,7 @@ def test_expand_and_stream_image_files(mvtec_dir, tmp_path):
 def test_streaming_skips_or_raises_on_bad_files(tmp_path):
     good = fill(tmp_path, 2)
     bad = _bad_text_png(tmp_path / "zz.png")
-    with pytest.raises(folders.BadImageError, match=r"zz\.png"):
+    with pytest.raises(BadImageError, match=r"zz\.png"):
         list(iter_image_batches([*good, bad], mode="L", image_size=16, batch_size=8))
     skipped: list[Path] = []
     batches = list(
@@ -321,13 +359,18 @@ def test_cli_trains_on_mvtec_folders(tmp_path, capsys):
             "mine",
         ]
     )
-    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    # every labelled training defect is used by default (4 of 40 + 4 = gamma_l 0.1 ...)
+    assert "the default for image folders" in printed.out
     run_dir = out / "autoencoder" / "mvtec" / "class0" / "mine"
     skipped = (run_dir / "skipped_images.txt").read_text()
     assert skipped == f"{root / 'test' / 'cut' / 'broken.png'}\n"
     run = json.loads((run_dir / "run.json").read_text())
     assert run["class_names"] == ["good", "crack", "cut"] and run["status"] == "finished"
     assert run["split"]["test_normal"] == 8 and run["split"]["test_anomalies"] == 8
-    assert run["split"]["train_labelled_anomalies"] >= 1
+    # ... less the validation share
+    assert run["split"]["train_labelled_anomalies"] + run["split"]["val_labelled_anomalies"] == 4
+    assert f"gamma_l = {run['split']['anomaly_ratio']:g}" in printed.out
     assert (run_dir / "plots" / "reconstructions.png").is_file()
     assert main(["evaluate", str(run_dir), "--accelerator", "cpu"]) == 0

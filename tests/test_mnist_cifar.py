@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anomalia.data import datasets
-from anomalia.data.datasets import CIFAR10, MNIST, load_dataset
+from anomalia.data import fetch, registry
+from anomalia.data.registry import CIFAR10, MNIST, load_dataset
+from anomalia.data.types import IDX_FILES
 from anomalia.errors import DataError
 
 from .conftest import write_synthetic_idx
@@ -30,9 +31,9 @@ def isolated(monkeypatch, tmp_path):
     def offline(**kwargs):
         raise ConnectionError("network unreachable")
 
-    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
-    monkeypatch.setattr(datasets, "user_cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.setattr(datasets, "SYSTEM_DATA_DIR", tmp_path / "system")
+    monkeypatch.delenv(fetch.ENV_VAR, raising=False)
+    monkeypatch.setattr(fetch, "user_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(fetch, "SYSTEM_DATA_DIR", tmp_path / "system")
     monkeypatch.setattr(pooch, "retrieve", offline)
     return tmp_path
 
@@ -43,7 +44,7 @@ def md5(path: Path) -> str:
 
 def pin(monkeypatch, spec, md5_gz):
     """Register ``spec`` with the checksums of the fake files instead of the real ones."""
-    monkeypatch.setitem(datasets.DATASETS, spec.name, dataclasses.replace(spec, md5_gz=md5_gz))
+    monkeypatch.setitem(registry.DATASETS, spec.name, dataclasses.replace(spec, md5_gz=md5_gz))
 
 
 def cifar_batch(n: int, seed: int) -> tuple[np.ndarray, list[int]]:
@@ -104,10 +105,9 @@ def test_mnist_download_uses_pinned_md5s(isolated, monkeypatch):
 
     calls = []
     monkeypatch.setattr(pooch, "retrieve", lambda **kw: calls.append(kw))
-    datasets.download(MNIST)
+    fetch.download(MNIST)
     assert {c["url"] for c in calls} == {
-        f"https://ossci-datasets.s3.amazonaws.com/mnist/{stem}.gz"
-        for stem in datasets.IDX_FILES.values()
+        f"https://ossci-datasets.s3.amazonaws.com/mnist/{stem}.gz" for stem in IDX_FILES.values()
     }
     assert {c["fname"]: c["known_hash"] for c in calls} == {
         "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -126,7 +126,7 @@ def test_mnist_gz_files_are_checked_against_the_pinned_md5(isolated):
 
 def test_mnist_reads_matching_gz_files(isolated, monkeypatch):
     fake = write_synthetic_idx(isolated / "cache" / "mnist", 3, 2)
-    pin(monkeypatch, MNIST, {s: md5(fake / f"{s}.gz") for s in datasets.IDX_FILES.values()})
+    pin(monkeypatch, MNIST, {s: md5(fake / f"{s}.gz") for s in IDX_FILES.values()})
     data = load_dataset("mnist")  # found in the user cache, no download
     assert data.train_images.shape == (30, 1, 16, 16) and data.test_images.shape == (20, 1, 16, 16)
     assert data.class_names == tuple("0123456789")
@@ -142,7 +142,7 @@ def test_mnist_offline_without_copy(isolated):
     with pytest.raises(DataError, match="could not download mnist") as info:
         load_dataset("mnist")
     message = str(info.value)
-    assert datasets.ENV_VAR in message and "anomalia download mnist" in message
+    assert fetch.ENV_VAR in message and "anomalia download mnist" in message
     assert "apt-get" not in message  # no distribution package ships MNIST's files
 
 
@@ -152,7 +152,7 @@ def test_cifar_download_uses_pinned_md5(isolated, monkeypatch):
 
     calls = []
     monkeypatch.setattr(pooch, "retrieve", lambda **kw: calls.append(kw))
-    datasets.download(CIFAR10)
+    fetch.download(CIFAR10)
     assert len(calls) == 1
     assert calls[0]["url"] == "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
     assert calls[0]["known_hash"] == "md5:c58f30108f718f92721af3b95e74349a"

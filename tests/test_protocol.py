@@ -96,3 +96,50 @@ def test_save_and_load(tmp_path):
 def test_bad_parameters_name_themselves(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         make_split(TRAIN, TEST, **kwargs)
+
+
+def test_counts_report_the_realised_anomaly_ratio():
+    split = make_split(TRAIN, TEST, normal_class=3, anomaly_ratio=0.05)
+    n_train = len(split.train_targets)
+    assert split.anomaly_ratio == split.train_targets.sum() / n_train
+    assert split.anomaly_ratio == pytest.approx(0.05, abs=0.002)
+    assert split.counts()["anomaly_ratio"] == pytest.approx(split.anomaly_ratio, rel=1e-3)
+
+
+def test_anomaly_ratio_none_labels_every_training_anomaly():
+    # MVTec-like: 3000 normal images and 150 labelled defects, too few for gamma_l = 0.05
+    train = np.r_[np.zeros(3000, int), np.ones(100, int), np.full(50, 2)]
+    test = np.r_[np.zeros(100, int), np.ones(50, int), np.full(50, 2)]
+    with pytest.raises(ConfigError, match="needs 157 labelled anomalies"):
+        make_split(train, test, normal_class=0, anomaly_ratio=0.05)
+    split = make_split(train, test, normal_class=0, anomaly_ratio=None, val_fraction=0.1)
+    counts = split.counts()
+    # validation takes its share of each group, as with a given ratio
+    assert counts["train_labelled_anomalies"] + counts["val_labelled_anomalies"] == 150
+    assert counts["val_labelled_anomalies"] == 15 and counts["val_normal_or_unlabelled"] == 300
+    labelled = split.train_indices[split.train_targets == 1]
+    assert set(train[labelled]) == {1, 2}
+    assert counts["anomaly_ratio"] == pytest.approx(135 / (2700 + 135), rel=1e-3)
+    assert split.anomaly_ratio == 135 / (2700 + 135)
+
+
+def test_anomaly_ratio_none_respects_the_known_classes():
+    split = make_split(TRAIN, TEST, normal_class=0, anomaly_ratio=None, anomaly_classes=[4])
+    labelled = np.r_[
+        split.train_indices[split.train_targets == 1], split.val_indices[split.val_targets == 1]
+    ]
+    assert sorted(labelled.tolist()) == np.flatnonzero(TRAIN == 4).tolist()
+
+
+def test_anomaly_ratio_none_without_training_anomalies_is_one_class():
+    train = np.zeros(40, int)  # the anomalies all sit in the test set
+    test = np.r_[np.zeros(10, int), np.ones(10, int)]
+    split = make_split(train, test, normal_class=0, anomaly_ratio=None, n_classes=2)
+    assert split.train_targets.sum() == 0 and split.val_targets.sum() == 0
+    assert len(split.train_indices) + len(split.val_indices) == 40
+    assert split.anomaly_ratio == 0.0 and split.counts()["anomaly_ratio"] == 0.0
+
+
+def test_anomaly_ratio_none_leaves_nothing_to_pollute_with():
+    with pytest.raises(ConfigError, match="anomaly_ratio=None labels every training anomaly"):
+        make_split(TRAIN, TEST, normal_class=0, anomaly_ratio=None, pollution=0.1)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from anomalia.data.datasets import FASHION_MNIST, find_files, load_dataset
+from anomalia.data.fetch import find_files
 from anomalia.data.protocol import make_split
+from anomalia.data.registry import FASHION_MNIST, load_dataset
 
 pytestmark = [
     pytest.mark.real_data,

@@ -23,20 +23,24 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anomalia.config import RunConfig, dump_yaml, from_dict, load_yaml, merge, to_dict
-from anomalia.errors import ConfigError, DataError
-from anomalia.experiment import (
-    load_run_config,
-    read_metrics,
-    resolve_config,
-    resume_experiment,
-    run_experiment,
+from anomalia.config import (
+    RunConfig,
+    Validated,
+    dump_yaml,
+    from_dict,
+    load_yaml,
+    merge,
+    param,
+    to_dict,
 )
-from anomalia.models import get_model_config
+from anomalia.errors import ConfigError, DataError
+from anomalia.experiment import resolve_config, resume_experiment, run_experiment
+from anomalia.methods import get_method
+from anomalia.rundir import RunDir
 from anomalia.utils import atomic_open, write_csv
 
 RESULT_FIELDS = [
@@ -47,32 +51,49 @@ RESULT_FIELDS = [
 
 
 @dataclass
-class BenchmarkConfig:
-    """A benchmark grid.
+class BenchmarkConfig(Validated):
+    """A benchmark grid: methods x gamma_l x k_l x seeds x normal classes."""
 
-    Attributes:
-        name: sub-directory of ``output_dir`` holding everything the benchmark writes.
-        methods: registered method names.
-        normal_classes: classes taken in turn as normal (default 0..9).
-        seeds: seeds; each changes the split, the weights and the batches.
-        method_seeds: per-method seed lists replacing ``seeds`` (fewer for a slow method).
-        anomaly_ratios: gamma_l values.
-        n_known_anomaly_classes: k_l values; null = labelled anomalies from every other class.
-        base: RunConfig keys shared by every cell (``data``, ``train``, ``model``, ``plots``).
-        method_overrides: per-method RunConfig keys merged over ``base``.
-        output_dir: root directory.
-    """
+    name: str = param(
+        "benchmark", help="sub-directory of output_dir holding everything the benchmark writes"
+    )
+    methods: list[str] = param(factory=lambda: ["autoencoder"], help="registered method names")
+    normal_classes: list[int] = param(
+        factory=lambda: list(range(10)), ge=0, help="classes taken in turn as normal"
+    )
+    seeds: list[int] = param(
+        factory=lambda: [0], ge=0, help="seeds; each changes the split, the weights and batches"
+    )
+    method_seeds: dict[str, list[int]] = param(
+        factory=dict, help="per-method seed lists replacing seeds (fewer for a slow method)"
+    )
+    anomaly_ratios: list[float] = param(factory=lambda: [0.05], ge=0, lt=1, help="gamma_l values")
+    n_known_anomaly_classes: list[int | None] = param(
+        factory=lambda: [None],
+        ge=1,
+        help="k_l values; null = labelled anomalies from every other class",
+    )
+    base: dict[str, Any] = param(
+        factory=dict, help="RunConfig keys shared by every cell (data, train, model, plots)"
+    )
+    method_overrides: dict[str, Any] = param(
+        factory=dict, help="per-method RunConfig keys merged over base"
+    )
+    output_dir: str = param("runs/benchmarks", help="root directory")
 
-    name: str = "benchmark"
-    methods: list[str] = field(default_factory=lambda: ["autoencoder"])
-    normal_classes: list[int] = field(default_factory=lambda: list(range(10)))
-    seeds: list[int] = field(default_factory=lambda: [0])
-    method_seeds: dict[str, list[int]] = field(default_factory=dict)
-    anomaly_ratios: list[float] = field(default_factory=lambda: [0.05])
-    n_known_anomaly_classes: list[int | None] = field(default_factory=lambda: [None])
-    base: dict[str, Any] = field(default_factory=dict)
-    method_overrides: dict[str, Any] = field(default_factory=dict)
-    output_dir: str = "runs/benchmarks"
+    def validate(self) -> None:
+        for name in ("methods", "normal_classes", "seeds", "anomaly_ratios"):
+            if not getattr(self, name):
+                raise ConfigError(f"benchmark key {name} must list at least one value")
+        if not self.n_known_anomaly_classes:
+            raise ConfigError("benchmark key n_known_anomaly_classes must list at least one value")
+        for method in self.methods:
+            get_method(method)
+        for method, seeds in self.method_seeds.items():
+            if method not in self.methods or not seeds:
+                raise ConfigError(
+                    f"method_seeds.{method} must list seeds of a method in `methods` {self.methods}"
+                )
 
     @property
     def directory(self) -> Path:
@@ -102,16 +123,13 @@ class Cell:
 def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     """Read and validate a benchmark YAML file (unknown keys are errors)."""
     config = from_dict(BenchmarkConfig, load_yaml(path))
-    for name in ("methods", "normal_classes", "seeds", "anomaly_ratios", "n_known_anomaly_classes"):
-        if not getattr(config, name):
-            raise ConfigError(f"benchmark key {name} must list at least one value")
-    for method, seeds in config.method_seeds.items():
-        if method not in config.methods or not seeds:
-            raise ConfigError(
-                f"method_seeds.{method} must list seeds of a method in `methods` {config.methods}"
-            )
-    for cell in cells(config)[:1] + cells(config)[-1:]:
-        resolve_config(cell_config(config, cell))  # fail now, not hours into the grid
+    checked: set[str] = set()
+    for cell in cells(config):  # fail now, not hours into the grid (a few ms a cell)
+        run = cell_config(config, cell)
+        key = dump_yaml({**to_dict(run), "name": None})
+        if key not in checked:
+            resolve_config(run)
+            checked.add(key)
     return config
 
 
@@ -120,7 +138,7 @@ def cells(config: BenchmarkConfig) -> list[Cell]:
     labelled anomalies at gamma_l = 0) are left out rather than failed."""
     grid: list[Cell] = []
     for method in config.methods:
-        one_class_ok = not getattr(get_model_config(method), "needs_labelled_anomalies", False)
+        one_class_ok = not get_method(method).needs_labelled_anomalies
         values = itertools.product(
             [r for r in config.anomaly_ratios if r > 0 or one_class_ok],
             config.n_known_anomaly_classes,
@@ -145,15 +163,8 @@ def cell_config(config: BenchmarkConfig, cell: Cell) -> RunConfig:
     return from_dict(RunConfig, data)
 
 
-def cell_run_dir(config: BenchmarkConfig, cell: Cell) -> Path:
-    run = cell_config(config, cell)
-    return (
-        Path(run.output_dir)
-        / cell.method
-        / run.data.dataset
-        / f"class{cell.normal_class}"
-        / cell.name
-    )
+def cell_run_dir(config: BenchmarkConfig, cell: Cell) -> RunDir:
+    return RunDir(RunDir.parent_for(cell_config(config, cell)) / cell.name)
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
@@ -254,14 +265,14 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def check_same_settings(run: RunConfig, run_dir: Path) -> None:
+def check_same_settings(run: RunConfig, run_dir: RunDir) -> None:
     """Refuse to reuse a run made with other settings than the grid now asks for.
 
     Without this, editing a grid between two invocations would silently mix results of the old
     and the new settings in one table.
     """
     want = _flat(to_dict(resolve_config(run)))
-    have = _flat(to_dict(resolve_config(load_run_config(run_dir / "config.yaml"))))
+    have = _flat(to_dict(resolve_config(run_dir.read_config())))
     diff = sorted(k for k in want.keys() | have.keys()
                   if k not in _INCIDENTAL and want.get(k) != have.get(k))  # fmt: skip
     if diff:
@@ -271,22 +282,18 @@ def check_same_settings(run: RunConfig, run_dir: Path) -> None:
         )
 
 
-def _run_cell_in_process(run: RunConfig, run_dir: Path) -> None:
-    if (run_dir / "run.json").is_file():
-        resume_experiment(run_dir)
+def _run_cell_in_process(run: RunConfig, run_dir: RunDir) -> None:
+    if run_dir.has(RunDir.INFO):
+        resume_experiment(run_dir.path)
     else:
         run_experiment(run)
 
 
-def _run_cell_subprocess(run: RunConfig, run_dir: Path, cell_file: Path, threads: int) -> None:
+def _run_cell_subprocess(run: RunConfig, run_dir: RunDir, cell_file: Path, threads: int) -> None:
     cell_file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(cell_file) as handle:
         handle.write(dump_yaml(to_dict(run)))
-    args = (
-        ["--resume", str(run_dir)]
-        if (run_dir / "run.json").is_file()
-        else ["--config", str(cell_file)]
-    )
+    args = ["--resume", str(run_dir)] if run_dir.has(RunDir.INFO) else ["--config", str(cell_file)]
     log = cell_file.with_suffix(".log")
     with log.open("w") as handle:
         code = subprocess.run(
@@ -346,18 +353,18 @@ def run_benchmark(
             state["running"] += 1
         start = time.perf_counter()
         try:
-            if (run_dir / "config.yaml").is_file():
+            if run_dir.has(RunDir.CONFIG):
                 check_same_settings(run, run_dir)
-            trained = not (run_dir / "metrics.json").is_file()
+            trained = not run_dir.is_finished
             if trained:
                 if jobs == 1:
                     _run_cell_in_process(run, run_dir)
                 else:
                     cell_file = directory / "cells" / f"{cell.key.replace('/', '_')}.yaml"
                     _run_cell_subprocess(run, run_dir, cell_file, threads)
-            metrics = read_metrics(run_dir)
-            known = _known_classes(run_dir)
-            appender.append(_row(cell, run_dir.relative_to(directory), metrics, known))
+            metrics = run_dir.read_metrics()
+            known = [int(c) for c in run_dir.read_info().get("known_anomaly_classes", [])]
+            appender.append(_row(cell, run_dir.path.relative_to(directory), metrics, known))
             seconds = time.perf_counter() - start
             timings.append({"cell": cell.key, "seconds": f"{seconds:.1f}"})
             with lock:
@@ -412,13 +419,6 @@ def estimate_seconds_left(
         times = seconds_by_method.get(method)
         total += n_left * (sum(times) / len(times) if times else overall)
     return total / max(jobs, 1)
-
-
-def _known_classes(run_dir: Path) -> list[int]:
-    import json
-
-    info = json.loads((run_dir / "run.json").read_text())
-    return [int(c) for c in info.get("known_anomaly_classes", [])]
 
 
 def write_summary(config: BenchmarkConfig) -> Path:

@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
+import types
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,40 +19,6 @@ import yaml
 
 from anomalia import __version__
 from anomalia.errors import AnomaliaError, ConfigError
-
-# flag destination -> dotted config key (only flags the user gave override the config file)
-_FLAG_KEYS = {
-    "method": "method",
-    "dataset": "data.dataset",
-    "data_dir": "data.data_dir",
-    "normal_class": "data.normal_class",
-    "anomaly_ratio": "data.anomaly_ratio",
-    "anomaly_classes": "data.anomaly_classes",
-    "n_known_anomaly_classes": "data.n_known_anomaly_classes",
-    "pollution": "data.pollution",
-    "val_fraction": "data.val_fraction",
-    "image_size": "data.image_size",
-    "skip_bad_images": "data.skip_bad_images",
-    "download": "data.download",
-    "batch_size": "train.batch_size",
-    "n_epochs": "train.n_epochs",
-    "lr": "train.lr",
-    "normal_fraction": "train.normal_fraction",
-    "seed": "train.seed",
-    "accelerator": "train.accelerator",
-    "devices": "train.devices",
-    "strategy": "train.strategy",
-    "num_nodes": "train.num_nodes",
-    "precision": "train.precision",
-    "num_workers": "train.num_workers",
-    "deterministic": "train.deterministic",
-    "progress_bar": "train.progress_bar",
-    "loss": "model.error",
-    "latent_dim": "model.latent_dim",
-    "output_dir": "output_dir",
-    "name": "name",
-    "plots": "plots",
-}
 
 
 def _int_list(text: str) -> list[int]:
@@ -61,8 +30,96 @@ def _int_list(text: str) -> list[int]:
         ) from None
 
 
-def _devices(text: str) -> int | str:
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def _str_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _int_or_str(text: str) -> int | str:
     return int(text) if text.isdigit() else text
+
+
+def _flag_options(tp: Any) -> dict[str, Any] | None:
+    """argparse options for a config field of annotation ``tp`` (None: no flag for it)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if set(args) == {int, str}:
+            return {"type": _int_or_str}
+        return _flag_options(args[0]) if len(args) == 1 else None
+    if origin is typing.Literal:
+        return {"choices": list(args)}
+    if origin is list:
+        (item,) = args
+        if typing.get_origin(item) in (typing.Union, types.UnionType):  # int | None -> int
+            item = next(a for a in typing.get_args(item) if a is not type(None))
+        if typing.get_origin(item) is typing.Literal:
+            return {"type": _str_list, "metavar": ",".join(typing.get_args(item))}
+        lists = {int: (_int_list, "N,N,..."), float: (_float_list, "X,X"), str: (_str_list, "A,B")}
+        return {"type": lists[item][0], "metavar": lists[item][1]} if item in lists else None
+    if tp is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    return {"type": tp} if tp in (int, float, str) else None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "none"
+    return "none" if value is None else str(value)
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def config_flags() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every ``anomalia train`` flag made from a config field: dotted config key ->
+    (argument group, argparse options), with the field's help and its default."""
+    from anomalia.config import DataConfig, RunConfig, TrainConfig
+    from anomalia.methods import METHODS
+
+    flags: dict[str, tuple[str, dict[str, Any]]] = {}
+    sections = (("data", DataConfig), ("train", TrainConfig), ("", RunConfig))
+    for section, cls in sections:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            options = _flag_options(hints[f.name]) if "help" in f.metadata else None
+            if options is None:
+                continue
+            key = f"{section}.{f.name}" if section else f.name
+            default = f"(default {_shown(_default(f))})"
+            flags[key] = (section or "run", {**options, "help": f"{f.metadata['help']} {default}"})
+    model_fields: dict[str, list[tuple[str, Any, dataclasses.Field[Any]]]] = {}
+    for name, method in sorted(METHODS.items()):
+        hints = typing.get_type_hints(method.config_class)
+        for f in dataclasses.fields(method.config_class):
+            model_fields.setdefault(f.name, []).append((name, hints[f.name], f))
+    for field_name, uses in sorted(model_fields.items()):
+        options = _flag_options(uses[0][1])
+        if options is None:
+            continue
+        defaults = ", ".join(f"{method} {_shown(_default(f))}" for method, _, f in uses)
+        help_text = f"{uses[0][2].metadata['help']} (default: {defaults})"
+        flags[f"model.{field_name}"] = ("model", {**options, "help": help_text})
+    return flags
+
+
+_GROUPS = {
+    "data": "data and protocol (config section data)",
+    "train": "training and hardware (config section train; defaults: the study's settings)",
+    "model": "model parameters (config section model; each applies to the methods named)",
+    "run": "run",
+}
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -74,78 +131,6 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         help="continue an interrupted run from its last checkpoint, with its saved "
         "config (no other experiment flags)",
     )
-    g.add_argument("--method", help="detector to train (see `anomalia list`); default autoencoder")
-    g.add_argument("--normal-class", type=int, help="class treated as normal (default 0)")
-    g.add_argument(
-        "--anomaly-ratio",
-        type=float,
-        help="gamma_l: share of labelled anomalies in the training set, in [0, 1) (default 0.05)",
-    )
-    g.add_argument(
-        "--anomaly-classes",
-        type=_int_list,
-        metavar="C,C,...",
-        help="classes labelled anomalies come from (default: all but the normal class)",
-    )
-    g.add_argument(
-        "--n-known-anomaly-classes",
-        type=int,
-        metavar="K",
-        help="pick K of the anomaly classes at random (1 = Deep SAD's k_l = 1 scenario)",
-    )
-    g.add_argument(
-        "--pollution",
-        type=float,
-        help="gamma_p: share of unlabelled anomalies among unlabelled training images (default 0)",
-    )
-    g.add_argument(
-        "--val-fraction",
-        type=float,
-        help="share of training images held out for validation (default 0.1)",
-    )
-    g = p.add_argument_group("data")
-    g.add_argument(
-        "--dataset",
-        help="fashion_mnist (default), mnist, cifar10, or your own data in --data-dir: mvtec "
-        "(MVTec AD layout), folder (normal/ + anomaly/) or idx (four IDX files)",
-    )
-    g.add_argument(
-        "--image-size",
-        type=int,
-        help="resize your own images to this square size (folder datasets)",
-    )
-    g.add_argument(
-        "--skip-bad-images",
-        action="store_const",
-        const=True,
-        help="skip unreadable image files and list them in skipped_images.txt",
-    )
-    g.add_argument(
-        "--data-dir", metavar="DIR", help="directory searched first for the dataset files"
-    )
-    g.add_argument(
-        "--no-download",
-        dest="download",
-        action="store_const",
-        const=False,
-        help="never download; fail if no local copy is found",
-    )
-    g = p.add_argument_group("training (defaults: the study's settings)")
-    g.add_argument("--batch-size", type=int, help="images per batch (default 32)")
-    g.add_argument("--n-epochs", type=int, help="epochs (default 15)")
-    g.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    g.add_argument(
-        "--loss",
-        choices=["mse", "l1"],
-        help="reconstruction error for loss and score (default mse)",
-    )
-    g.add_argument("--latent-dim", type=int, help="autoencoder bottleneck size (default 32)")
-    g.add_argument(
-        "--normal-fraction",
-        type=float,
-        help="share of normal images in each balanced batch (default 0.5)",
-    )
-    g.add_argument("--seed", type=int, help="seeds split, weights and batches (default 0)")
     g.add_argument(
         "--set",
         action="append",
@@ -153,29 +138,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="set any config key, e.g. --set model.abc_weight=0.1 (repeatable)",
     )
-    g = p.add_argument_group("hardware (passed to Lightning)")
-    g.add_argument("--accelerator", help="auto (default), cpu, gpu, mps, ...")
-    g.add_argument("--devices", type=_devices, help="number or list of devices, or auto")
-    g.add_argument("--strategy", help="auto, ddp, ddp_spawn, ... (multi-GPU / multi-node)")
-    g.add_argument("--num-nodes", type=int, help="machines taking part in DDP training")
-    g.add_argument("--precision", help="32-true (default), bf16-mixed, 16-mixed, ...")
-    g.add_argument("--num-workers", type=int, help="DataLoader worker processes (default 0)")
-    g.add_argument(
-        "--deterministic", action="store_const", const=True, help="deterministic kernels"
-    )
-    g = p.add_argument_group("output")
-    g.add_argument("--output-dir", metavar="DIR", help="root of run directories (default runs)")
-    g.add_argument("--name", help="run directory name (default: UTC timestamp)")
-    g.add_argument(
-        "--no-plots", dest="plots", action="store_const", const=False, help="skip PNG plots"
-    )
-    g.add_argument(
-        "--no-progress-bar",
-        dest="progress_bar",
-        action="store_const",
-        const=False,
-        help="hide the progress bar",
-    )
+    groups = {name: p.add_argument_group(title) for name, title in _GROUPS.items()}
+    for key, (group, options) in config_flags().items():
+        name = key.rpartition(".")[2]
+        if "type" in options:
+            options = {"metavar": name.upper(), **options}
+        groups[group].add_argument("--" + name.replace("_", "-"), dest=key, **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,8 +259,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from anomalia.config import RunConfig, from_dict, load_yaml, set_dotted
 
     data: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    for dest, key in _FLAG_KEYS.items():
-        value = getattr(args, dest, None)
+    for key in config_flags():
+        value = getattr(args, key, None)
         if value is not None:
             set_dotted(data, key, value)
     for item in args.set:
@@ -309,7 +277,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         given = (
-            [k for k in _FLAG_KEYS if getattr(args, k, None) is not None]
+            [k.rpartition(".")[2] for k in config_flags() if getattr(args, k, None) is not None]
             + (["config"] if args.config else [])
             + (["set"] if args.set else [])
         )
@@ -322,9 +290,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not result.metrics:  # an extra DDP process: rank 0 reports
         return 0
     m = result.metrics
+    split = result.run_dir.read_info()["split"]
+    rule = (
+        "all of them, the default for image folders"
+        if result.config.data.resolved_anomaly_ratio is None
+        else "data.anomaly_ratio"
+    )
     print(
         f"\n{result.config.method}, normal class {result.config.data.normal_class}: "
-        f"trained in {m['train_seconds']:.0f} s"
+        f"trained in {m['train_seconds']:.0f} s on {split['train_normal_or_unlabelled']} normal "
+        f"or unlabelled images and {split['train_labelled_anomalies']} labelled anomalies "
+        f"(gamma_l = {split['anomaly_ratio']:g}; {rule})"
     )
     print(metrics_table(m))
     print(f"\nrun directory: {result.run_dir}")
@@ -332,12 +308,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from anomalia.experiment import evaluate_run, read_metrics
+    from anomalia.experiment import evaluate_run
     from anomalia.reporting import metrics_table
+    from anomalia.rundir import RunDir
 
     metrics, diff = evaluate_run(args.run_dir, accelerator=args.accelerator)
     print(metrics_table(metrics))
-    saved = read_metrics(args.run_dir)
+    saved = RunDir(args.run_dir).read_metrics()
     same = math.isclose(saved["auroc"], metrics["auroc"], abs_tol=1e-6) and diff <= 1e-5
     print(
         f"\nsaved AUROC {saved['auroc']:.6f}, re-scored {metrics['auroc']:.6f}; "
@@ -411,18 +388,30 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from anomalia.experiment import export_onnx
+    from anomalia.experiment import export_run
 
-    print(f"ONNX model: {export_onnx(args.run_dir, args.output)}")
+    print(f"ONNX model: {export_run(args.run_dir, args.output)}")
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from anomalia.data import available_datasets
-    from anomalia.models import available_models
+    from anomalia.methods import METHODS
 
-    print("methods: " + ", ".join(available_models()))
-    print("datasets: " + ", ".join(available_datasets()))
+    print("methods (set a model parameter with --set model.NAME=VALUE or its flag):")
+    for name, method in sorted(METHODS.items()):
+        abilities = [
+            "needs labelled anomalies"
+            if method.needs_labelled_anomalies
+            else "one-class or with labelled anomalies",
+            f"score: {method.score_name}",
+            "reconstructions" if method.reconstructs else "no reconstructions",
+            "anomaly maps" if method.has_maps else "no anomaly maps",
+        ]
+        print(f"\n  {name}: {method.summary}\n    {'; '.join(abilities)}")
+        for f in dataclasses.fields(method.config_class):
+            print(f"    {f.name} = {_shown(_default(f))}: {f.metadata.get('help', '')}")
+    print("\ndatasets: " + ", ".join(available_datasets()))
     return 0
 
 

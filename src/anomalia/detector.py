@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ from anomalia.data import (
     to_image_tensor,
 )
 from anomalia.errors import ConfigError, DataError, NotFittedError
-from anomalia.models import get_model_config
-from anomalia.training import build_trainer, get_module_class
+from anomalia.evaluation import fit_threshold, flag
+from anomalia.methods import get_method
+from anomalia.models import ModelConfig, ScoringModel
+from anomalia.training import build_trainer, fit
 from anomalia.utils import resolve_device, seed_everything, torch_save_atomic, versions
 
 FORMAT = "anomalia-detector"
@@ -74,12 +77,13 @@ class Detector:
             (fields of :class:`anomalia.config.TrainConfig`, e.g. ``n_epochs``, ``lr``, ``seed``).
 
     Attributes:
-        threshold_: score above which :meth:`predict` says "anomaly"; fitted on validation data
-            when given to :meth:`fit`, else on the training normals.
+        threshold_: score from which on (``>=``) :meth:`predict` says "anomaly"; fitted on
+            validation data when given to :meth:`fit`, else on the training normals.
+        threshold_rule_: how ``threshold_`` was chosen, in words.
         model_: the trained scoring network (``score(x)``), without any training-only parts.
     """
 
-    model_: Any  # an nn.Module with score(x) and reconstruct(x)
+    model_: ScoringModel
 
     def __init__(
         self, method: str = "autoencoder", *, work_dir: str | Path | None = None, **params: Any
@@ -89,9 +93,10 @@ class Detector:
         self.params = params
 
     # ----------------------------------------------------------------------------- config
-    def resolved_config(self) -> tuple[Any, TrainConfig]:
-        """(model config, training config) after validating ``params``."""
-        model_cls = get_model_config(self.method)
+    def resolved_config(self) -> tuple[ModelConfig, TrainConfig]:
+        """(model config, training config) after validating ``params``, every field and the
+        rules between them."""
+        model_cls = get_method(self.method).config_class
         model_fields = {f.name for f in dataclasses.fields(model_cls)}
         unknown = sorted(set(self.params) - model_fields - _TRAIN_FIELDS)
         if unknown:
@@ -106,15 +111,7 @@ class Detector:
         train_cfg = from_dict(
             TrainConfig, {k: v for k, v in self.params.items() if k in _TRAIN_FIELDS}
         )
-        for name in ("batch_size", "n_epochs", "eval_batch_size"):
-            if getattr(train_cfg, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(train_cfg, name)}")
-        if train_cfg.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {train_cfg.lr}")
-        if not 0 < train_cfg.threshold_quantile < 1:
-            raise ConfigError(
-                f"threshold_quantile must be in (0, 1), got {train_cfg.threshold_quantile}"
-            )
+        model_cfg.check_training(train_cfg)
         return model_cfg, train_cfg
 
     # -------------------------------------------------------------------------------- fit
@@ -146,13 +143,14 @@ class Detector:
                 f"images must be square, got {x.shape[-2]}x{x.shape[-1]}; resize them first"
             )
         targets = _as_targets(labels, len(x), "labels")
-        if getattr(model_cfg, "needs_labelled_anomalies", False) and not targets.any():
+        method = get_method(self.method)
+        if method.needs_labelled_anomalies and not targets.any():
             raise ConfigError(
                 f"method {self.method!r} learns from labelled anomalies, and none were given "
                 "(labels with 1; anomaly_ratio > 0); use a method that can train on normals only"
             )
         seed_everything(train_cfg.seed)
-        module = get_module_class(self.method)(
+        module = method.module(
             in_channels=x.shape[1],
             image_size=x.shape[-1],
             model=to_dict(model_cfg),
@@ -186,7 +184,7 @@ class Detector:
                 collate_fn=collate_batch,
             )
         trainer = build_trainer(train_cfg, self.work_dir)
-        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+        fit(trainer, module, train_loader, val_loader, ckpt_path=ckpt_path)
         # Under DDP every process ends here with the same weights; only rank 0 writes results.
         self.global_rank_ = trainer.global_rank
         self.world_size_ = trainer.world_size
@@ -197,38 +195,25 @@ class Detector:
         self.image_size_ = int(x.shape[-1])
         self.model_ = module.model.eval()
         self.device_ = resolve_device(train_cfg.accelerator)
+        q = train_cfg.threshold_quantile
         if val_images is not None:
-            self.threshold_, self.threshold_rule_ = self._fit_threshold(
-                self.decision_function(vx), vy
+            self.threshold_, self.threshold_rule_ = fit_threshold(
+                self.decision_function(vx), vy, q, "validation"
             )
         else:
+            # In-sample scores run low (the model has seen these images), so the threshold
+            # flags more new normals than the quantile says.
+            warnings.warn(
+                f"no validation data: the threshold is the {q:g} quantile of the training "
+                "normals' own scores, which run lower than new images'; hold out validation "
+                "data (val_fraction > 0) for a calibrated threshold",
+                stacklevel=2,
+            )
             normals = x[targets == 0]
-            self.threshold_, self.threshold_rule_ = self._fit_threshold(
-                self._score_training_images(normals), np.zeros(len(normals))
+            self.threshold_, self.threshold_rule_ = fit_threshold(
+                self._score(normals, training=True), np.zeros(len(normals)), q, "training"
             )
         return self
-
-    @torch.inference_mode()
-    def _score_training_images(self, images: torch.Tensor) -> np.ndarray:
-        """Scores of training images for the threshold. A model that memorises its training
-        images (``knn``) would score them 0 against themselves, so they are scored leaving
-        themselves out."""
-        if not getattr(self.model_, "memorises_training_images", False):
-            return self.decision_function(images)
-        self.model_.to(self.device_).eval()
-        scores = [self.model_.score(b, exclude_self=True).cpu() for b in self._batches(images)]
-        return torch.cat(scores).numpy().astype(np.float64)
-
-    def _fit_threshold(self, scores: np.ndarray, labels: np.ndarray) -> tuple[float, str]:
-        """F1-optimal threshold if labelled anomalies are present, else a quantile of normals."""
-        if labels.any() and not labels.all():
-            from sklearn.metrics import precision_recall_curve
-
-            precision, recall, thresholds = precision_recall_curve(labels, scores)
-            f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-            return float(thresholds[int(np.argmax(f1[:-1]))]), "max F1 on validation"
-        q = self.train_config_.threshold_quantile
-        return float(np.quantile(scores[labels == 0], q)), f"{q:g} quantile of normal scores"
 
     # ---------------------------------------------------------------------------- scoring
     def _check_fitted(self) -> None:
@@ -237,28 +222,42 @@ class Detector:
                 "this Detector is not fitted yet; call fit(images, labels) or Detector.load(path)"
             )
 
+    def iter_file_batches(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        batch_size: int | None = None,
+        skipped: list[Path] | None = None,
+    ) -> Iterator[tuple[list[Path], np.ndarray]]:
+        """(files, uint8 images (B, C, S, S)) for image files, one batch at a time.
+
+        ``paths`` are files, directories (searched recursively) or glob patterns, read in the
+        order of :func:`anomalia.data.expand_image_paths` and converted like folder training
+        data (the detector's channels, resized to its image size). Memory stays bounded by
+        ``batch_size`` (default ``eval_batch_size``) whatever the number of files.
+
+        Args:
+            skipped: if given, unreadable files are appended to it instead of raising.
+        """
+        self._check_fitted()
+        yield from iter_image_batches(
+            expand_image_paths(paths),
+            mode="L" if self.in_channels_ == 1 else "RGB",
+            image_size=self.image_size_,
+            batch_size=batch_size or self.train_config_.eval_batch_size,
+            skipped=skipped,
+        )
+
     def _batches(self, images: Any) -> Iterator[torch.Tensor]:
         """Float batches on the scoring device, converted one batch at a time so memory stays
-        bounded by the batch size whatever the number of images.
-
-        ``images`` may also name image files: a directory (searched recursively), a file, or a
-        list of files, directories and glob patterns, read in this order by
-        :func:`anomalia.data.folders.expand_image_paths` and converted like folder training
-        data (the detector's channels, resized to its image size).
-        """
+        bounded by the batch size whatever the number of images. ``images`` may also name
+        image files (see :meth:`iter_file_batches`)."""
         if isinstance(images, str | os.PathLike) or (
             isinstance(images, list | tuple)
             and all(isinstance(p, str | os.PathLike) for p in images)
         ):
+            paths = [images] if isinstance(images, str | os.PathLike) else images
             n_images = 0
-            for _, batch in iter_image_batches(
-                expand_image_paths(
-                    [Path(images)] if isinstance(images, str | os.PathLike) else images
-                ),
-                mode="L" if self.in_channels_ == 1 else "RGB",
-                image_size=self.image_size_,
-                batch_size=self.train_config_.eval_batch_size,
-            ):
+            for _, batch in self.iter_file_batches(paths):
                 n_images += len(batch)
                 yield to_image_tensor(batch, "images").to(self.device_)
             if n_images == 0:
@@ -281,23 +280,28 @@ class Detector:
                 )
             yield x.to(self.device_)
 
-    @torch.inference_mode()
     def decision_function(self, images: Any) -> np.ndarray:
         """Anomaly score per image (higher = more anomalous), computed in batches.
 
         Args:
             images: an array or tensor as for :meth:`fit`, or image files: a directory, a file,
                 or a list of files, directories and glob patterns (read in batches, in the order
-                of :func:`anomalia.data.folders.expand_image_paths`).
+                of :func:`anomalia.data.expand_image_paths`).
         """
+        return self._score(images)
+
+    @torch.inference_mode()
+    def _score(self, images: Any, training: bool = False) -> np.ndarray:
+        """Scores in batches; ``training``: the images are the model's own training images."""
         self._check_fitted()
         self.model_.to(self.device_).eval()
-        scores = [self.model_.score(batch).float().cpu() for batch in self._batches(images)]
+        score = self.model_.score_training if training else self.model_.score
+        scores = [score(batch).float().cpu() for batch in self._batches(images)]
         return torch.cat(scores).numpy().astype(np.float64)
 
     def predict(self, images: Any) -> np.ndarray:
-        """1 where the score exceeds ``threshold_``, else 0."""
-        return (self.decision_function(images) > self.threshold_).astype(np.int64)
+        """1 where the score reaches ``threshold_`` (``score >= threshold_``), else 0."""
+        return flag(self.decision_function(images), self.threshold_)
 
     @torch.inference_mode()
     def reconstruct(self, images: Any) -> np.ndarray:
@@ -311,9 +315,8 @@ class Detector:
 
     @property
     def can_reconstruct(self) -> bool:
-        """Whether the fitted model produces reconstructions (classifiers do not)."""
-        self._check_fitted()
-        return hasattr(self.model_, "reconstruct")
+        """Whether the method's model produces reconstructions (classifiers do not)."""
+        return get_method(self.method).reconstructs
 
     # ------------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:

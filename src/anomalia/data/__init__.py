@@ -1,28 +1,24 @@
 """Data layer: readers, the experiment protocol and samplers. Knows nothing about models."""
 
-from anomalia.data.datasets import (
-    ImageData,
-    available_datasets,
-    download,
-    get_dataset_spec,
-    load_dataset,
-)
-from anomalia.data.folders import (
+from anomalia.data.fetch import download
+from anomalia.data.folders import load_mvtec, load_normal_anomaly
+from anomalia.data.idx import read_idx, write_idx
+from anomalia.data.image_files import (
     IMAGE_SUFFIXES,
     expand_image_paths,
     iter_image_batches,
     load_image,
-    load_mvtec,
-    load_normal_anomaly,
 )
-from anomalia.data.idx import read_idx, write_idx
 from anomalia.data.images import TensorImageDataset, collate_batch, to_image_tensor
 from anomalia.data.protocol import Split, make_split
+from anomalia.data.registry import available_datasets, get_dataset_spec, load_dataset
 from anomalia.data.sampler import BalancedBatchSampler
+from anomalia.data.types import DatasetSpec, ImageData
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "BalancedBatchSampler",
+    "DatasetSpec",
     "ImageData",
     "Split",
     "TensorImageDataset",

@@ -1,7 +1,6 @@
-"""Your own images: folder datasets (MVTec AD's layout and a plain normal/anomaly layout) and
-streaming of image files for scoring.
+"""Your own images as datasets: MVTec AD's layout and a plain normal/anomaly layout.
 
-Two layouts are read into the same :class:`~anomalia.data.datasets.ImageData` container as the
+Two layouts are read into the same :class:`~anomalia.data.types.ImageData` container as the
 IDX datasets, with class 0 the normal class, so the experiment protocol runs unchanged with
 ``normal_class=0``:
 
@@ -20,225 +19,51 @@ IDX datasets, with class 0 the normal class, so the experiment protocol runs unc
       <root>/normal/               class 0 "normal"
       <root>/anomaly/              class 1 "anomaly"
 
-  Split by a seeded rule that depends on the file names only (never on the training seed):
-  ``test_fraction`` (default 0.2) of the normal images and ``anomaly_test_fraction`` (default
-  0.5) of the anomalies form the test set, each at least one image; the remaining anomalies are
-  the training pool from which the protocol draws its labelled anomalies (``anomaly_ratio``).
+  Split by a rule that depends on each file's name only (never on the training seed, nor on
+  the other files): a file is a test image when the SHA-256 of its name, read as a number in
+  [0, 1), is below ``test_fraction`` (default 0.2) for the normal images or
+  ``anomaly_test_fraction`` (default 0.5) for the anomalies. Adding, removing or skipping a
+  file therefore never moves another one, except in folders too small for the rule to give
+  each side an image: each class keeps at least one test image, and at least one training
+  image when it has two or more and its fraction is below 1 (see :func:`split_by_name`). The
+  training anomalies are the pool from which the protocol draws its labelled anomalies
+  (``anomaly_ratio``).
 
-Files are read with Pillow (PNG, JPEG, BMP and TIFF, recognised by their content). Every
-non-hidden file in a class folder must be such an image: anything else is a
-:class:`~anomalia.errors.DataError` naming the file, or, with ``skip_bad_images=True``, left
-out and listed in ``ImageData.skipped_files``. Channels follow the data: every image is
-converted to the majority kind, grayscale ``"L"`` or colour ``"RGB"`` (palette, alpha, CMYK and
-the like count as colour; a tie is colour). Images are resized to a square ``image_size``
-(non-square images are stretched: crop them first if the aspect ratio matters); by default the
-size is kept when every image has the same square size, else 64. Set ``image_size`` for large
-photos (MVTec AD's are 700-1024 pixels wide).
+Files are read with Pillow (PNG, JPEG, BMP and TIFF, recognised by their content; see
+:mod:`anomalia.data.image_files`). Every non-hidden file in a class folder must be such an
+image: anything else is a :class:`~anomalia.errors.DataError` naming the file, or, with
+``skip_bad_images=True``, left out and listed in ``ImageData.skipped_files``. Channels follow
+the data: every image is converted to the majority kind, grayscale ``"L"`` or colour ``"RGB"``
+(palette, alpha, CMYK and the like count as colour; a tie is colour). Images are resized to a
+square ``image_size`` (non-square images are stretched: crop them first if the aspect ratio
+matters); by default the size is kept when every image has the same square size, else 64. Set
+``image_size`` for large photos (MVTec AD's are 700-1024 pixels wide).
 """
 
 from __future__ import annotations
 
-import glob
-import os
-from collections.abc import Iterable, Iterator, Sequence
+import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import numpy as np
 
-from anomalia.data.datasets import ImageData
+from anomalia.data.image_files import (
+    BadImageError,
+    channels_mode,
+    check_image_size,
+    load_image,
+    probe_image,
+)
+from anomalia.data.types import ImageData
 from anomalia.errors import ConfigError, DataError
 
-#: Pillow formats anomalia reads; others are refused even when Pillow could open them.
-SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
-#: File-name endings searched for when a directory is given for scoring.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 DEFAULT_IMAGE_SIZE = 64
 NORMAL_FOLDER = "good"
 MASK_FOLDER = "ground_truth"
-_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 
 
-class BadImageError(DataError):
-    """One file is not a readable PNG, JPEG, BMP or TIFF image."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(
-            f"{path}: not a readable PNG, JPEG, BMP or TIFF image ({reason}); replace or remove "
-            "it, or leave such files out with skip_bad_images (anomalia train: --set "
-            "data.skip_bad_images=true; anomalia predict: --skip-bad-images)"
-        )
-        self.path = path
-
-
-# ------------------------------------------------------------------------------ single images
-def probe_image(path: str | Path) -> tuple[tuple[int, int], str]:
-    """(width, height) and Pillow mode of an image, from its header (pixels are not decoded).
-
-    Raises:
-        BadImageError: the file cannot be opened as a supported image.
-    """
-    from PIL import Image
-
-    path = Path(path)
-    try:
-        with Image.open(path, formats=SUPPORTED_FORMATS) as image:
-            return (int(image.width), int(image.height)), str(image.mode)
-    except Exception as err:  # Pillow raises many types for broken files
-        raise BadImageError(path, _reason(err)) from err
-
-
-def channels_mode(modes: Iterable[str]) -> str:
-    """``"L"`` when most images are grayscale, else ``"RGB"`` (ties and colour kinds: RGB)."""
-    n_gray = n_colour = 0
-    for mode in modes:
-        if mode in _GRAY_MODES:
-            n_gray += 1
-        else:
-            n_colour += 1
-    return "L" if n_gray > n_colour else "RGB"
-
-
-def load_image(path: str | Path, mode: str, image_size: int) -> np.ndarray:
-    """Decode one image as uint8 (C, image_size, image_size) with C = 1 (``"L"``) or 3 (``"RGB"``).
-
-    EXIF orientation is applied; 16-bit and float images are scaled to 8 bits; the image is then
-    converted to ``mode`` and resized (bilinear, antialiased when shrinking).
-
-    Raises:
-        BadImageError: the file cannot be decoded (truncated, corrupt, not a supported image).
-    """
-    from PIL import Image, ImageOps
-
-    path = Path(path)
-    try:
-        with Image.open(path, formats=SUPPORTED_FORMATS) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened) or opened
-            image = _to_8bit(image).convert(mode)
-            if image.size != (image_size, image_size):
-                image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except Exception as err:  # Pillow raises many types for broken files
-        raise BadImageError(path, _reason(err)) from err
-    if pixels.ndim == 2:  # (H, W) -> (1, H, W)
-        return pixels[None].copy()
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
-
-
-def _to_8bit(image: Any) -> Any:
-    """16-bit and 32-bit integer images scaled to 0-255 by 65535, float ones by 1 (if at most 1)
-    or clipped; every other mode is returned as it is."""
-    from PIL import Image
-
-    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
-        return image
-    values = np.asarray(image).astype(np.float64)
-    if image.mode == "F" and values.size and values.max() <= 1.0:
-        values = values * 255.0
-    elif image.mode != "F":
-        values = values * (255.0 / 65535.0)
-    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))  # 2-d: "L"
-
-
-def _reason(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    if "cannot identify image file" in text:
-        return "unknown format or not an image"
-    return text
-
-
-def _check_image_size(image_size: int | None) -> None:
-    if image_size is not None and (isinstance(image_size, bool) or image_size < 1):
-        raise ConfigError(f"image_size must be a positive number of pixels, got {image_size}")
-
-
-# ----------------------------------------------------------------------- streaming for scoring
-def expand_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Image files named by ``paths``: files as given, directories searched recursively for
-    names ending in .png, .jpg, .jpeg, .bmp, .tif or .tiff (any case), glob patterns expanded.
-
-    Paths are produced lazily and in a stable order (sorted within each directory and pattern),
-    so any number of files can be streamed; hidden files and folders are left out of searches.
-
-    Raises:
-        DataError: a path is neither a file, a directory nor a pattern matching something.
-    """
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from _walk_images(path)
-        elif path.is_file():
-            yield path
-        elif glob.has_magic(str(raw)):
-            matches = sorted(glob.iglob(str(raw), recursive=True))
-            if not matches:
-                raise DataError(f"{raw}: no file matches this pattern")
-            for match in matches:
-                found = Path(match)
-                if found.is_dir():
-                    yield from _walk_images(found)
-                elif found.is_file():
-                    yield found
-        else:
-            raise DataError(f"{raw}: no such file or directory")
-
-
-def _walk_images(directory: Path) -> Iterator[Path]:
-    for parent, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                yield Path(parent) / name
-
-
-def iter_image_batches(
-    paths: Iterable[str | Path],
-    *,
-    mode: str,
-    image_size: int,
-    batch_size: int,
-    skipped: list[Path] | None = None,
-) -> Iterator[tuple[list[Path], np.ndarray]]:
-    """Read image files in batches: (their paths, uint8 array (B, C, image_size, image_size)).
-
-    Only one batch is held in memory at a time, whatever the number of files.
-
-    Args:
-        paths: image files (e.g. from :func:`expand_image_paths`); may be a lazy iterator.
-        mode: ``"L"`` (1 channel) or ``"RGB"`` (3 channels).
-        image_size: side every image is resized to.
-        batch_size: images per batch.
-        skipped: if given, unreadable files are appended to it and left out; else they raise.
-
-    Raises:
-        BadImageError: a file cannot be read and ``skipped`` is None.
-    """
-    if mode not in ("L", "RGB"):
-        raise ConfigError(f"mode must be 'L' or 'RGB', got {mode!r}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    _check_image_size(image_size)
-    batch_paths: list[Path] = []
-    batch_images: list[np.ndarray] = []
-    for raw in paths:
-        path = Path(raw)
-        try:
-            batch_images.append(load_image(path, mode, image_size))
-        except BadImageError:
-            if skipped is None:
-                raise
-            skipped.append(path)
-            continue
-        batch_paths.append(path)
-        if len(batch_paths) == batch_size:
-            yield batch_paths, np.stack(batch_images)
-            batch_paths, batch_images = [], []
-    if batch_paths:
-        yield batch_paths, np.stack(batch_images)
-
-
-# --------------------------------------------------------------------------- folder datasets
 def _class_files(directory: Path) -> list[Path]:
     """Every non-hidden file directly in ``directory`` (sorted), which must all be images."""
     if not directory.is_dir():
@@ -274,7 +99,7 @@ def _read_dataset_images(
     Returns:
         (the files kept per group, uint8 images (N, C, S, S) of the kept files in group order).
     """
-    _check_image_size(image_size)
+    check_image_size(image_size)
     probed: list[list[_Probe]] = []
     for directory, files in groups:
         probes: list[_Probe] = []
@@ -396,6 +221,36 @@ def load_mvtec(
     )
 
 
+def name_fraction(name: str) -> float:
+    """A number in [0, 1) fixed by ``name`` alone: the first 8 bytes of its SHA-256."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_by_name(names: Sequence[str], fraction: float) -> np.ndarray:
+    """Which files go to the test set (boolean mask over ``names``), by their names only.
+
+    A file is a test file when :func:`name_fraction` of its name is below ``fraction``, so
+    about that share of the files is in the test set and adding or removing a file moves no
+    other. Each side keeps at least one file: when no file falls below ``fraction``, the one
+    with the smallest value goes to the test set; when every file does and ``fraction < 1``
+    with at least 2 files, the one with the largest value stays for training. Only then, in
+    folders too small for the rule to reach both sides, can one file's side depend on the
+    others.
+
+    Args:
+        names: file names, each relative to its class folder.
+        fraction: share of the files in the test set, in (0, 1].
+    """
+    values = np.array([name_fraction(name) for name in names], dtype=np.float64)
+    is_test = values < fraction
+    if len(values) and not is_test.any():
+        is_test[np.argmin(values)] = True
+    if len(values) >= 2 and fraction < 1 and is_test.all():
+        is_test[np.argmax(values)] = False
+    return is_test
+
+
 def load_normal_anomaly(
     root: str | Path,
     *,
@@ -403,9 +258,11 @@ def load_normal_anomaly(
     skip_bad_images: bool = False,
     test_fraction: float = 0.2,
     anomaly_test_fraction: float = 0.5,
-    seed: int = 0,
 ) -> ImageData:
     """Read ``<root>/normal/`` and ``<root>/anomaly/`` and split them into train and test.
+
+    Each file's side depends on its name alone (see :func:`split_by_name`), so every run sees
+    the same test set, and adding or removing images leaves the others where they were.
 
     Args:
         root: the folder holding ``normal/`` and ``anomaly/``.
@@ -413,11 +270,11 @@ def load_normal_anomaly(
         skip_bad_images: as for :func:`load_mvtec`.
         test_fraction: share of the normal images in the test set, in (0, 1).
         anomaly_test_fraction: share of the anomalies in the test set, in (0, 1]; the others
-            form the pool labelled training anomalies are drawn from.
-        seed: seeds the split (a fixed default, so every run sees the same test set).
+            form the pool labelled training anomalies are drawn from (1: none, all are tested).
 
     Raises:
-        DataError: a folder is missing or empty, or a file is not a readable image.
+        DataError: a folder is missing or empty, holds fewer than 2 normal images, or a file is
+            not a readable image.
         ConfigError: a fraction is out of range.
     """
     if not 0 < test_fraction < 1:
@@ -433,35 +290,27 @@ def load_normal_anomaly(
             )
     skipped: list[Path] | None = [] if skip_bad_images else None
     groups = [(root / name, _class_files(root / name)) for name in class_names]
-    (normal_files, anomaly_files), images = _read_dataset_images(groups, image_size, skipped)
+    kept, images = _read_dataset_images(groups, image_size, skipped)
+    normal_files, anomaly_files = kept
     if len(normal_files) < 2:
         raise DataError(
             f"{root / 'normal'}: needs at least 2 readable images (one to train, one to test)"
         )
-    rng = np.random.default_rng(seed)
-    train_parts, test_parts = [], []
-    for label, offset, n, fraction in (
-        (0, 0, len(normal_files), test_fraction),
-        (1, len(normal_files), len(anomaly_files), anomaly_test_fraction),
-    ):
-        n_test = min(n, max(1, round(fraction * n)))
-        order = offset + rng.permutation(n)  # rows in ``images``; files are in sorted order
-        test_parts.append((np.sort(order[:n_test]), label))
-        train_parts.append((np.sort(order[n_test:]), label))
-
-    def _take(parts: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.concatenate([r for r, _ in parts])
-        labels = np.concatenate([np.full(len(r), label, dtype=np.int64) for r, label in parts])
-        return images[rows], labels
-
-    train_images, train_labels = _take(train_parts)
-    test_images, test_labels = _take(test_parts)
+    # rows of ``images``: the normal files, then the anomalies, each in sorted order
+    labels = np.repeat(np.array([0, 1], dtype=np.int64), [len(normal_files), len(anomaly_files)])
+    fractions = (test_fraction, anomaly_test_fraction)
+    is_test = np.concatenate(
+        [
+            split_by_name([path.relative_to(directory).as_posix() for path in files], fraction)
+            for (directory, _), files, fraction in zip(groups, kept, fractions, strict=True)
+        ]
+    )
     return ImageData(
         name="folder",
-        train_images=train_images,
-        train_labels=train_labels,
-        test_images=test_images,
-        test_labels=test_labels,
+        train_images=images[~is_test],
+        train_labels=labels[~is_test],
+        test_images=images[is_test],
+        test_labels=labels[is_test],
         class_names=class_names,
         source=str(root),
         skipped_files=[str(p) for p in skipped or []],

@@ -1,4 +1,5 @@
-"""Reader for the IDX format of MNIST and Fashion-MNIST, plain or gzip-compressed.
+"""Reader for the IDX format of MNIST and Fashion-MNIST, plain or gzip-compressed, and for a
+dataset stored as its four IDX files (train and test images and labels).
 
 The header is checked before any large allocation: the payload size it implies must be sane and
 must match what the file holds, so a truncated, padded, corrupt or hostile file is an error that
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from anomalia.data.types import IDX_FILES, DatasetSpec, ImageData
 from anomalia.errors import DataError
 
 # IDX type codes -> big-endian numpy dtypes.
@@ -131,3 +133,60 @@ def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None)
     data = header + np.ascontiguousarray(array).astype(_DTYPES[codes[dtype]]).tobytes()
     compress = path.suffix == ".gz" if compress is None else compress
     path.write_bytes(gzip.compress(data, mtime=0) if compress else data)
+
+
+def read_idx_dataset(spec: DatasetSpec, files: dict[str, Path]) -> ImageData:
+    """Read the four IDX files of ``spec`` (keys of :data:`~anomalia.data.types.IDX_FILES`).
+
+    Each file's SHA-256 is checked while reading when ``spec`` pins one. Images become uint8
+    (N, C, H, W); class names come from ``spec``, else from the largest label.
+
+    Raises:
+        DataError: a file is unreadable or fails its checksum, or the files do not belong
+            together (counts or image shapes differ).
+    """
+    arrays = {key: read_idx(path, spec.sha256.get(IDX_FILES[key])) for key, path in files.items()}
+    data = ImageData(
+        name=spec.name,
+        train_images=_as_nchw(arrays["train_images"], files["train_images"]),
+        train_labels=_as_labels(arrays["train_labels"], files["train_labels"]),
+        test_images=_as_nchw(arrays["test_images"], files["test_images"]),
+        test_labels=_as_labels(arrays["test_labels"], files["test_labels"]),
+        class_names=spec.class_names,
+        source=str(files["train_images"].parent),
+    )
+    for split in ("train", "test"):
+        n_img = len(getattr(data, f"{split}_images"))
+        n_lab = len(getattr(data, f"{split}_labels"))
+        if n_img != n_lab:
+            raise DataError(
+                f"{files[f'{split}_images']} holds {n_img} images but "
+                f"{files[f'{split}_labels']} holds {n_lab} labels; the files do not belong together"
+            )
+    if data.train_images.shape[1:] != data.test_images.shape[1:]:
+        raise DataError(
+            f"train images are {data.train_images.shape[1:]} but test images are "
+            f"{data.test_images.shape[1:]}; the files do not belong together"
+        )
+    if not data.class_names:
+        n_classes = int(max(data.train_labels.max(), data.test_labels.max())) + 1
+        data.class_names = tuple(str(i) for i in range(n_classes))
+    return data
+
+
+def _as_nchw(images: np.ndarray, path: Path) -> np.ndarray:
+    if images.dtype != np.uint8:
+        raise DataError(f"{path}: images must be unsigned bytes (IDX type 08), got {images.dtype}")
+    if images.ndim == 3:  # (N, H, W) grayscale
+        return images[:, None, :, :]
+    if images.ndim == 4 and images.shape[-1] in (1, 3):  # (N, H, W, C)
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    raise DataError(f"{path}: expected images shaped (N, H, W) or (N, H, W, C), got {images.shape}")
+
+
+def _as_labels(labels: np.ndarray, path: Path) -> np.ndarray:
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(f"{path}: expected a 1-d array of integer labels, got {labels.shape}")
+    if labels.min() < 0:
+        raise DataError(f"{path}: labels must be non-negative, found {labels.min()}")
+    return labels.astype(np.int64)

@@ -3,8 +3,10 @@
 Counts follow Deep SAD (Ruff et al., ICLR 2020) so results line up with its published tables:
 every training image of the normal class is used; labelled anomalies make up ``anomaly_ratio``
 (gamma_l) of the training set and unlabelled anomalies (``pollution``, gamma_p) make up that share
-of the unlabelled part. A validation split is then held out of each group. The test set is the
-whole test split, labelled 1 wherever the class is not the normal one.
+of the unlabelled part. ``anomaly_ratio=None`` instead labels every training image of the known
+anomaly classes (the default for image folders, which hold few defects), and the resulting
+gamma_l is reported by :attr:`Split.anomaly_ratio`. A validation split is then held out of each
+group. The test set is the whole test split, labelled 1 wherever the class is not the normal one.
 """
 
 from __future__ import annotations
@@ -34,8 +36,15 @@ class Split:
     normal_class: int
     known_anomaly_classes: tuple[int, ...]
 
-    def counts(self) -> dict[str, int]:
-        """Sizes of each part, for logs and run directories."""
+    @property
+    def anomaly_ratio(self) -> float:
+        """The realised gamma_l: labelled anomalies / all images of the training part."""
+        n_train = len(self.train_targets)
+        return float(self.train_targets.sum()) / n_train if n_train else 0.0
+
+    def counts(self) -> dict[str, int | float]:
+        """Sizes of each part, and the realised ``anomaly_ratio`` (4 significant digits), for
+        logs and run directories."""
         return {
             "train_normal_or_unlabelled": int((self.train_targets == 0).sum()),
             "train_labelled_anomalies": int(self.train_targets.sum()),
@@ -43,6 +52,7 @@ class Split:
             "val_labelled_anomalies": int(self.val_targets.sum()),
             "test_normal": int((self.test_labels == 0).sum()),
             "test_anomalies": int(self.test_labels.sum()),
+            "anomaly_ratio": float(f"{self.anomaly_ratio:.4g}"),
         }
 
     def save(self, path: str | Path) -> None:
@@ -100,7 +110,7 @@ def make_split(
     test_labels: np.ndarray,
     *,
     normal_class: int,
-    anomaly_ratio: float = 0.05,
+    anomaly_ratio: float | None = 0.05,
     anomaly_classes: list[int] | None = None,
     n_known_anomaly_classes: int | None = None,
     pollution: float = 0.0,
@@ -114,7 +124,8 @@ def make_split(
         train_labels: class of every training image.
         test_labels: class of every test image.
         normal_class: the normal class k.
-        anomaly_ratio: gamma_l in [0, 1).
+        anomaly_ratio: gamma_l in [0, 1), or None to label every training image of the known
+            anomaly classes (none if they have no training images: a one-class split).
         anomaly_classes: classes labelled anomalies come from (default: every other class).
         n_known_anomaly_classes: pick this many of ``anomaly_classes`` at random (k_l).
         pollution: gamma_p in [0, 1); unlabelled anomalies come from every anomalous class.
@@ -133,7 +144,8 @@ def make_split(
         raise ConfigError(
             f"normal_class must be a class index in 0..{n_classes - 1}, got {normal_class}"
         )
-    _check_fraction("anomaly_ratio", anomaly_ratio)
+    if anomaly_ratio is not None:
+        _check_fraction("anomaly_ratio", anomaly_ratio)
     _check_fraction("pollution", pollution)
     _check_fraction("val_fraction", val_fraction)
     others = [c for c in range(n_classes) if c != normal_class]
@@ -157,10 +169,12 @@ def make_split(
     normal_idx = np.flatnonzero(train_labels == normal_class)
     if len(normal_idx) == 0:
         raise ConfigError(f"normal_class {normal_class} has no training images")
-    n_labelled, n_polluted = deep_sad_counts(len(normal_idx), anomaly_ratio, pollution)
+    n_labelled, n_polluted = deep_sad_counts(len(normal_idx), anomaly_ratio or 0.0, pollution)
     labelled_pool = np.flatnonzero(np.isin(train_labels, known))
     polluted_pool = np.flatnonzero(np.isin(train_labels, others))
-    if n_labelled > len(labelled_pool):
+    if anomaly_ratio is None:
+        n_labelled = len(labelled_pool)
+    elif n_labelled > len(labelled_pool):
         raise ConfigError(
             f"anomaly_ratio={anomaly_ratio} needs {n_labelled} labelled anomalies but classes "
             f"{known} have only {len(labelled_pool)} training images; lower anomaly_ratio "
@@ -169,8 +183,14 @@ def make_split(
     labelled_idx = rng.choice(labelled_pool, n_labelled, replace=False)
     remaining = np.setdiff1d(polluted_pool, labelled_idx)
     if n_polluted > len(remaining):
+        hint = (
+            "; anomaly_ratio=None labels every training anomaly of the known classes, so set "
+            "anomaly_ratio or anomaly_classes to leave some unlabelled"
+            if anomaly_ratio is None
+            else ""
+        )
         raise ConfigError(
-            f"pollution={pollution} needs {n_polluted} anomalies; only {len(remaining)} left"
+            f"pollution={pollution} needs {n_polluted} anomalies; only {len(remaining)} left{hint}"
         )
     polluted_idx = rng.choice(remaining, n_polluted, replace=False)
 

@@ -17,6 +17,7 @@ from sklearn.metrics import (
 )
 
 from anomalia.errors import DataError
+from anomalia.evaluation.thresholds import flag
 
 
 def _check(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -60,9 +61,9 @@ def roc_points(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def threshold_metrics(labels: Any, scores: Any, threshold: float) -> dict[str, float]:
-    """Precision, recall, F1 and accuracy of ``score > threshold`` as the anomaly decision."""
+    """Precision, recall, F1 and accuracy of ``score >= threshold`` as the anomaly decision."""
     labels, scores = _check(labels, scores)
-    predicted = (scores > threshold).astype(np.int64)
+    predicted = flag(scores, threshold)
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, predicted, average="binary", zero_division=0
     )

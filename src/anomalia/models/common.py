@@ -1,16 +1,55 @@
-"""Pieces shared by the reconstruction-based models: error definitions and the ABC loss."""
+"""What every model shares: the scoring protocol, the config base class, error definitions and
+the ABC loss."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from anomalia.errors import ConfigError
+from anomalia.config import TrainConfig, Validated
 
 ErrorKind = Literal["mse", "l1"]
+
+
+class ScoringModel(nn.Module):
+    """The scoring protocol: what a detector scores with, without any training-only parts.
+
+    ``score`` is the anomaly score of new images. ``score_training`` scores the model's own
+    training images for the threshold when no validation data exist; a model that memorises
+    its training images (``knn``) must leave each image out there, or every one scores ~0.
+    """
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Anomaly score (B,) of images (B, C, H, W), higher = more anomalous."""
+        raise NotImplementedError
+
+    def score_training(self, x: torch.Tensor) -> torch.Tensor:
+        """Anomaly score (B,) of images the model was trained on."""
+        return self.score(x)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstructions (B, C, H, W) in [0, 1], for the methods whose registry record says
+        ``reconstructs``."""
+        raise NotImplementedError(f"{type(self).__name__} does not reconstruct images")
+
+
+@dataclass
+class ModelConfig(Validated):
+    """Base of every method's parameters (a dataclass): bounds checked on creation, and
+    ``build`` makes the scoring network for the data's channels and image size."""
+
+    section: ClassVar[str] = "model"
+
+    def build(self, in_channels: int, image_size: int) -> ScoringModel:
+        raise NotImplementedError
+
+    def check_training(self, train: TrainConfig) -> None:
+        """Rules between these parameters and the training settings, checked before any data
+        loads; override to add them."""
 
 
 def reconstruction_error(x: torch.Tensor, recon: torch.Tensor, kind: str = "mse") -> torch.Tensor:
@@ -48,13 +87,3 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h))
     return x
-
-
-def check_weights(config: Any) -> None:
-    """Every ``*_weight`` and ``*_width``/``*_dim`` field of a model config must make sense."""
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name.endswith("_weight") and value < 0:
-            raise ConfigError(f"model.{f.name} must be >= 0 (0 removes the term), got {value}")
-        if f.name.endswith(("_width", "_dim")) and value < 1:
-            raise ConfigError(f"model.{f.name} must be at least 1, got {value}")

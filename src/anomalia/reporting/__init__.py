@@ -1,4 +1,5 @@
-"""Reporting layer: figures (matplotlib, Agg) and tables."""
+"""Reporting layer: figures (``matplotlib.figure.Figure``, no backend switch), tables as data
+rendered to Markdown or HTML, and HTML reports."""
 
 from anomalia.reporting.plots import (
     reconstruction_grid_figure,
@@ -6,9 +7,11 @@ from anomalia.reporting.plots import (
     save_figure,
     score_histogram_figure,
 )
-from anomalia.reporting.tables import markdown_table, metrics_table
+from anomalia.reporting.tables import Table, headline_metrics_table, markdown_table, metrics_table
 
 __all__ = [
+    "Table",
+    "headline_metrics_table",
     "markdown_table",
     "metrics_table",
     "reconstruction_grid_figure",

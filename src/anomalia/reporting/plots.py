@@ -1,4 +1,9 @@
-"""Figures of a run. Each function returns a matplotlib ``Figure`` (Agg backend, never shown)."""
+"""Figures of a run. Each function returns a matplotlib ``Figure``, never shown.
+
+Figures are built with ``matplotlib.figure.Figure`` directly, not through ``pyplot``: nothing
+here selects a backend or registers a window, so importing anomalia leaves the user's
+matplotlib set-up as it was, and ``savefig`` renders PNGs with Agg on its own.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -19,7 +20,8 @@ from anomalia.evaluation import auroc, roc_points
 def roc_figure(labels: Any, scores: Any, title: str = "ROC curve") -> Figure:
     """ROC curve of continuous scores with its area in the legend."""
     fpr, tpr = roc_points(labels, scores)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
+    fig = Figure(figsize=(4.5, 4.5), layout="constrained")
+    ax = fig.subplots()
     ax.plot(fpr, tpr, lw=2, label=f"AUROC = {auroc(labels, scores):.4f}")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
     ax.set(
@@ -40,7 +42,8 @@ def score_histogram_figure(
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     bins = np.histogram_bin_edges(scores, bins=60).tolist()
-    fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    fig = Figure(figsize=(6, 3.8), layout="constrained")
+    ax = fig.subplots()
     ax.hist(
         scores[labels == 0],
         bins=bins,
@@ -71,13 +74,8 @@ def reconstruction_grid_figure(
         rows: ``(group name, originals (N, C, H, W), reconstructions, scores)`` per group.
     """
     n_cols = max(len(orig) for _, orig, _, _ in rows)
-    fig, axes = plt.subplots(
-        2 * len(rows),
-        n_cols,
-        figsize=(1.1 * n_cols, 2.3 * len(rows)),
-        squeeze=False,
-        layout="constrained",
-    )
+    fig = Figure(figsize=(1.1 * n_cols, 2.3 * len(rows)), layout="constrained")
+    axes = fig.subplots(2 * len(rows), n_cols, squeeze=False)
     for r, (name, originals, recons, scores) in enumerate(rows):
         for c in range(n_cols):
             for k, images in enumerate((originals, recons)):
@@ -100,9 +98,8 @@ def reconstruction_grid_figure(
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG and close it."""
+    """Write ``fig`` as PNG (rendered by Agg whatever the current backend) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=110, format="png")
     return path

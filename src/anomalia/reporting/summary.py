@@ -1,26 +1,46 @@
-"""Summaries of benchmark results: Markdown/CSV tables beside published numbers, and plots.
+"""Summaries of benchmark results: tables beside published numbers, and plots.
 
 Functions take the rows of a benchmark's ``results.csv`` (dicts of strings), so they work on a
-finished file without any model or data.
+finished file without any model or data. Tables are :class:`~anomalia.reporting.tables.Table`
+data (``summary_tables``, ``per_class_table``); ``summary_markdown`` and ``per_class_markdown``
+render them as the Markdown of ``summary.md``.
 """
 
 from __future__ import annotations
 
+import csv
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from anomalia.reporting.published import ONE_CLASS_FMNIST, published_for
-from anomalia.reporting.tables import markdown_table
+from anomalia.reporting.tables import Table
 
 Rows = Sequence[dict[str, str]]
+
+
+#: The columns of ``results.csv`` that the summary reads.
+SUMMARY_FIELDS = (
+    "dataset", "method", "normal_class", "anomaly_ratio", "n_known_anomaly_classes", "seed",
+    "auroc", "auprc",
+)  # fmt: skip
+
+
+def read_result_rows(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a benchmark's ``results.csv`` that hold every :data:`SUMMARY_FIELDS` column; a
+    torn last line (a kill mid-write) is dropped."""
+    lines = Path(path).read_text().splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    return [
+        r
+        for r in csv.DictReader(lines)
+        if None not in r and all(r.get(f) is not None for f in SUMMARY_FIELDS)
+    ]
 
 
 def _protocol(row: dict[str, str]) -> tuple[float, int | None]:
@@ -68,50 +88,73 @@ def _pm(mean: float, std: float | None) -> str:
     return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
 
 
-def summary_markdown(rows: Rows, dataset: str = "fashion_mnist") -> str:
-    """Mean AUROC tables per protocol with matching published numbers, then per-class tables."""
+#: The paragraph above the summary's tables.
+SUMMARY_NOTE = "AUROC and AUPRC in percent: mean over normal classes and seeds ± std over seeds."
+
+
+def summary_tables(rows: Rows, dataset: str = "fashion_mnist") -> list[Table]:
+    """Per protocol: mean AUROC/AUPRC per method beside the matching published numbers (titled
+    with the protocol), then AUROC per normal class.
+
+    Published numbers are Fashion-MNIST's, so they are added only for ``dataset ==
+    "fashion_mnist"``.
+    """
     stats = method_stats(rows)
-    out = ["AUROC and AUPRC in percent: mean over normal classes and seeds ± std over seeds."]
+    tables = []
     protocols = sorted(
         {(s["anomaly_ratio"], s["n_known_anomaly_classes"]) for s in stats},
         key=lambda p: (p[0], str(p[1])),
     )
     for ratio, known in protocols:
-        out.append(f"\n### {_protocol_name(ratio, known)}\n")
-        table = [
+        here = [
+            s for s in stats if (s["anomaly_ratio"], s["n_known_anomaly_classes"]) == (ratio, known)
+        ]
+        body = [
             (f"anomalia {s['method']}", _pm(s["auroc_mean"], s["auroc_std"]),
              _pm(s["auprc_mean"], s["auprc_std"]), f"{s['n_seeds']} x {s['n_classes']}", "this run")
-            for s in stats if (s["anomaly_ratio"], s["n_known_anomaly_classes"]) == (ratio, known)
+            for s in here
         ]  # fmt: skip
+        notes = []
         if dataset == "fashion_mnist":
-            table += [
+            body += [
                 (f"{p.method} [{p.tag}]", f"{p.auroc:.1f}", "-", "-", p.source)
                 for p in published_for(ratio, known)
             ]
-            partial = [
-                s["method"]
-                for s in stats
-                if s["n_classes"] < 10
-                and (s["anomaly_ratio"], s["n_known_anomaly_classes"]) == (ratio, known)
-            ]
+            partial = [s["method"] for s in here if s["n_classes"] < 10]
             if partial:
-                out.append(
+                notes.append(
                     "Published numbers average all ten normal classes; "
-                    f"{', '.join(partial)} here cover fewer, so they are not comparable.\n"
+                    f"{', '.join(partial)} here cover fewer, so they are not comparable."
                 )
-        out.append(markdown_table(["method", "AUROC", "AUPRC", "seeds x classes", "source"], table))
-        out.append(
-            "\n"
-            + per_class_markdown(
+        tables.append(
+            Table(
+                ["method", "AUROC", "AUPRC", "seeds x classes", "source"],
+                body,
+                title=_protocol_name(ratio, known),
+                notes=notes,
+            )
+        )
+        tables.append(
+            per_class_table(
                 [r for r in rows if _protocol(r) == (ratio, known)],
                 with_one_class_published=dataset == "fashion_mnist" and ratio == 0,
             )
         )
-    return "\n".join(out) + "\n"
+    return tables
 
 
-def per_class_markdown(rows: Rows, with_one_class_published: bool = False) -> str:
-    """AUROC (percent, mean over seeds) per normal class and method."""
+def summary_markdown(rows: Rows, dataset: str = "fashion_mnist") -> str:
+    """:data:`SUMMARY_NOTE` and :func:`summary_tables` as Markdown (the body of summary.md)."""
+    tables = summary_tables(rows, dataset)
+    return "\n\n".join([SUMMARY_NOTE, *(t.to_markdown() for t in tables)]) + "\n"
+
+
+def per_class_table(rows: Rows, with_one_class_published: bool = False) -> Table:
+    """AUROC (percent, mean over seeds) per normal class and method.
+
+    With ``with_one_class_published`` and all ten classes present, the published one-class
+    Fashion-MNIST AUROCs per class are added as columns.
+    """
     table = _per_class(rows)
     methods = sorted({m for per in table.values() for m in per})
     classes = sorted(table)
@@ -124,7 +167,12 @@ def per_class_markdown(rows: Rows, with_one_class_published: bool = False) -> st
                 headers.append(f"{p.method} [{p.tag}]")
                 for row, value in zip(body, per_class, strict=True):
                     row.append(f"{value:.1f}")
-    return markdown_table(headers, body)
+    return Table(headers, body)
+
+
+def per_class_markdown(rows: Rows, with_one_class_published: bool = False) -> str:
+    """:func:`per_class_table` as Markdown."""
+    return per_class_table(rows, with_one_class_published).to_markdown()
 
 
 def _per_class(rows: Rows) -> dict[int, dict[str, list[float]]]:
@@ -140,7 +188,8 @@ def per_class_figure(rows: Rows, title: str = "AUROC per normal class") -> Figur
     methods = sorted({m for per in table.values() for m in per})
     classes = sorted(table)
     width = 0.8 / max(1, len(methods))
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(classes) + 2), 4), layout="constrained")
+    fig = Figure(figsize=(max(6, 0.9 * len(classes) + 2), 4), layout="constrained")
+    ax = fig.subplots()
     for i, method in enumerate(methods):
         values = [
             float(np.mean(table[c][method])) if method in table[c] else np.nan for c in classes
@@ -161,7 +210,8 @@ def per_class_figure(rows: Rows, title: str = "AUROC per normal class") -> Figur
 def ratio_figure(rows: Rows, title: str = "Mean AUROC against gamma_l") -> Figure:
     """Mean AUROC against the labelled-anomaly ratio, one line per method, std band over seeds."""
     stats = method_stats(rows)
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
     for (method, known), group in _by_method(stats):
         ratios = np.array([s["anomaly_ratio"] for s in group])
         means = np.array([s["auroc_mean"] for s in group])

@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 
-from anomalia.config import from_dict
 from anomalia.models.autoencoder import AutoencoderConfig, AutoencoderLoss
 from anomalia.training.base import AnomalyModule
 
@@ -14,13 +13,14 @@ from anomalia.training.base import AnomalyModule
 class AutoencoderModule(AnomalyModule):
     """Plain gradient descent on reconstruction error (normals) + ABC (labelled anomalies)."""
 
+    config_class = AutoencoderConfig
+    config: AutoencoderConfig
+
     def __init__(
         self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
     ) -> None:
         super().__init__(in_channels, image_size, model, optim)
-        config = from_dict(AutoencoderConfig, model, prefix="model.")
-        self.model = config.build(in_channels, image_size)
-        self.loss = AutoencoderLoss(config.error, config.abc_weight)
+        self.loss = AutoencoderLoss(self.config.error, self.config.abc_weight)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

@@ -1,20 +1,23 @@
 """What every anomalia LightningModule shares: the wrapped scoring model, validation, optimizers.
 
-Subclasses implement ``training_step`` (the update) and build ``self.model``, an ``nn.Module``
-with ``score(x) -> (B,)`` and ``reconstruct(x)``. The detector scores with ``self.model`` alone,
-so anything used only in training (discriminators) stays out of the scoring path.
+Subclasses name their method's config class (``config_class``) and implement
+``training_step`` (the update); the base builds ``self.config`` and ``self.model``, the
+:class:`~anomalia.models.common.ScoringModel` the detector scores with alone, so anything used
+only in training (discriminators) stays out of the scoring path.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
-from torch import nn
 
+from anomalia.config import from_dict
 from anomalia.errors import TrainingError
+from anomalia.evaluation import auroc
+from anomalia.models.common import ModelConfig, ScoringModel
 
 
 class AnomalyModule(L.LightningModule):
@@ -27,7 +30,9 @@ class AnomalyModule(L.LightningModule):
         optim: optimizer settings: ``lr``, ``betas``, ``weight_decay``.
     """
 
-    model: nn.Module
+    config_class: ClassVar[type[ModelConfig]]
+    config: ModelConfig
+    model: ScoringModel
 
     def __init__(
         self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
@@ -39,10 +44,12 @@ class AnomalyModule(L.LightningModule):
         self._val_targets: list[torch.Tensor] = []
         self._term_sums: dict[str, torch.Tensor | float] = {}
         self._term_count = 0
+        self.config = from_dict(self.config_class, model, prefix="model.")
+        self.model = self.config.build(in_channels, image_size)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Anomaly score (B,), higher = more anomalous."""
-        return self.model.score(x)  # type: ignore[operator]
+        return self.model.score(x)
 
     def check_finite(self, terms: dict[str, torch.Tensor]) -> None:
         """Stop training with an error naming the loss term that became NaN or infinite."""
@@ -88,11 +95,9 @@ class AnomalyModule(L.LightningModule):
         self._val_targets.clear()
         metrics = {"val/normal_score": float(scores[targets == 0].mean())}
         if targets.any():
-            from sklearn.metrics import roc_auc_score
-
             metrics["val/anomaly_score"] = float(scores[targets == 1].mean())
             if not targets.all():
-                metrics["val/auroc"] = float(roc_auc_score(targets, scores))
+                metrics["val/auroc"] = auroc(targets, scores)
         self.log_dict(metrics, prog_bar=True, sync_dist=True)
 
     def gradient_step(self, optimizer: Any, loss: torch.Tensor) -> None:

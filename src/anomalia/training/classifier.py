@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from anomalia.config import from_dict
 from anomalia.models.classifier import ClassifierConfig
 from anomalia.training.base import AnomalyModule
 
@@ -15,13 +12,7 @@ from anomalia.training.base import AnomalyModule
 class ClassifierModule(AnomalyModule):
     """Binary cross-entropy on balanced batches (half normals, half re-sampled anomalies)."""
 
-    def __init__(
-        self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
-    ) -> None:
-        super().__init__(in_channels, image_size, model, optim)
-        self.model = from_dict(ClassifierConfig, model, prefix="model.").build(
-            in_channels, image_size
-        )
+    config_class = ClassifierConfig
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from anomalia.config import from_dict
-from anomalia.errors import ConfigError
 from anomalia.models.deep_sad import DeepSADConfig, DeepSADNet, deep_sad_loss
 from anomalia.training.base import AnomalyModule
 
@@ -17,22 +13,9 @@ class DeepSADModule(AnomalyModule):
     Deep SAD epoch the centre c is set to the mean encoding of the training data (entries near
     0 pushed to +-0.1, as in the reference code); later epochs minimise the Deep SAD loss."""
 
+    config_class = DeepSADConfig
+    config: DeepSADConfig
     model: DeepSADNet
-
-    def __init__(
-        self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
-    ) -> None:
-        super().__init__(in_channels, image_size, model, optim)
-        self.config = from_dict(DeepSADConfig, model, prefix="model.")
-        self.model = self.config.build(in_channels, image_size)
-
-    def on_fit_start(self) -> None:
-        max_epochs = self.trainer.max_epochs or 0
-        if max_epochs <= self.config.n_pretrain_epochs:
-            raise ConfigError(
-                f"n_epochs ({max_epochs}) must exceed model.n_pretrain_epochs "
-                f"({self.config.n_pretrain_epochs}); the rest are the Deep SAD epochs"
-            )
 
     def on_train_epoch_start(self) -> None:
         # Exactly at the switch: a run resumed later already has c in its checkpoint.

@@ -6,20 +6,12 @@ from typing import Any
 
 import torch
 
-from anomalia.config import from_dict
-from anomalia.models.common import abc_loss
-from anomalia.models.discriminator import (
-    PatchDiscriminator,
-    adversarial_loss,
-    discriminator_loss,
-)
-from anomalia.models.dual_gan import DualGanConfig, DualGanGenerator, latent_loss, patch_loss
+from anomalia.models.discriminator import PatchDiscriminator, discriminator_loss
+from anomalia.models.dual_gan import DualGanConfig, DualGanGenerator, DualGanGeneratorLoss
 from anomalia.training.base import AnomalyModule
 
 
 class DualGanModule(AnomalyModule):
-    model: DualGanGenerator
-
     """U-Net generator, a normal discriminator and an anomaly discriminator.
 
     Update order every step (the batch is split by label first):
@@ -30,16 +22,20 @@ class DualGanModule(AnomalyModule):
     Each has its own Adam optimizer; the discriminators are never used for scoring.
     """
 
+    config_class = DualGanConfig
+    config: DualGanConfig
+    model: DualGanGenerator
+
     def __init__(
         self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
     ) -> None:
         super().__init__(in_channels, image_size, model, optim)
         self.automatic_optimization = False
-        self.config = from_dict(DualGanConfig, model, prefix="model.")
-        self.model = self.config.build(in_channels, image_size)
         self.normal_discriminator = self.config.build_discriminator(in_channels)
         self.anomaly_discriminator = self.config.build_discriminator(in_channels)
-        self.patch = self.config.patch_geometry(image_size)
+        self.generator_loss = DualGanGeneratorLoss(
+            self.config, self.config.patch_geometry(image_size)
+        )
 
     # Every generator pass below runs on the *whole* batch and keeps only the part it needs.
     # With batch norm, passes over normal-only and anomaly-only batches would normalise with
@@ -51,42 +47,22 @@ class DualGanModule(AnomalyModule):
         self, x: torch.Tensor, is_anomaly: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """Weighted generator terms on the normal part of prepared batch ``x``."""
-        cfg = self.config
         recon_all, z_all = self.model(x)
         normal = ~is_anomaly
-        x, recon, z = x[normal], recon_all[normal], z_all[normal]
-        terms = {"reconstruction": (x - recon).abs().mean()}
-        total = cfg.reconstruction_weight * terms["reconstruction"]
-        if cfg.latent_weight > 0:
-            terms["latent"] = latent_loss(z, self.model.unet.encode(recon_all)[normal])
-            total = total + cfg.latent_weight * terms["latent"]
-        if cfg.patch_weight > 0:
-            terms["patch"] = patch_loss(x, recon, *self.patch)
-            total = total + cfg.patch_weight * terms["patch"]
-        if cfg.adversarial_weight > 0:
-            terms["adversarial"] = adversarial_loss(self.normal_discriminator.logits(recon), True)
-            total = total + cfg.adversarial_weight * terms["adversarial"]
-        terms["generator_normal"] = total
-        return terms
+        return self.generator_loss.normal(
+            x[normal],
+            recon_all[normal],
+            z_all[normal],
+            lambda: self.model.unet.encode(recon_all)[normal],
+            self.normal_discriminator,
+        )
 
     def anomaly_generator_loss(
         self, x: torch.Tensor, is_anomaly: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """Weighted generator terms on the labelled-anomaly part of prepared batch ``x``."""
-        cfg = self.config
-        recon_all, _ = self.model(x)
-        x, recon = x[is_anomaly], recon_all[is_anomaly]
-        total = x.new_zeros(())
-        terms: dict[str, torch.Tensor] = {}
-        if cfg.abc_weight > 0:
-            terms["abc"] = abc_loss((x - recon).abs().flatten(1).mean(dim=1))
-            total = total + cfg.abc_weight * terms["abc"]
-        if cfg.anomaly_adversarial_weight > 0:
-            logits = self.anomaly_discriminator.logits(recon)
-            terms["anomaly_adversarial"] = adversarial_loss(logits, False)
-            total = total + cfg.anomaly_adversarial_weight * terms["anomaly_adversarial"]
-        terms["generator_anomaly"] = total
-        return terms
+        recon = self.model(x)[0][is_anomaly]
+        return self.generator_loss.anomaly(x[is_anomaly], recon, self.anomaly_discriminator)
 
     def _discriminator_step(
         self,

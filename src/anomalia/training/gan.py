@@ -6,10 +6,8 @@ from typing import Any
 
 import torch
 
-from anomalia.config import from_dict
-from anomalia.models.common import abc_loss, reconstruction_error
-from anomalia.models.discriminator import adversarial_loss, discriminator_loss
-from anomalia.models.gan import GanConfig
+from anomalia.models.discriminator import discriminator_loss
+from anomalia.models.gan import GanConfig, GanGeneratorLoss
 from anomalia.training.base import AnomalyModule
 
 
@@ -20,14 +18,17 @@ class GanModule(AnomalyModule):
     reconstruction + adversarial loss (normals) and ABC (labelled anomalies).
     """
 
+    config_class = GanConfig
+    config: GanConfig
+
     def __init__(
         self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
     ) -> None:
         super().__init__(in_channels, image_size, model, optim)
         self.automatic_optimization = False
-        self.config = from_dict(GanConfig, model, prefix="model.")
-        self.model = self.config.build(in_channels, image_size)
         self.discriminator = self.config.build_discriminator(in_channels)
+        cfg = self.config
+        self.generator_loss = GanGeneratorLoss(cfg.error, cfg.abc_weight, cfg.adversarial_weight)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, targets = batch
@@ -45,18 +46,13 @@ class GanModule(AnomalyModule):
 
         with self.toggled_optimizer(opt_g):
             recon = self.model(normals)
-            terms["reconstruction"] = reconstruction_error(normals, recon, cfg.error).mean()
-            g_loss = terms["reconstruction"]
-            if cfg.adversarial_weight > 0:
-                terms["adversarial"] = adversarial_loss(self.discriminator.logits(recon), True)
-                g_loss = g_loss + cfg.adversarial_weight * terms["adversarial"]
-            if len(anomalies) and cfg.abc_weight > 0:
-                errors = reconstruction_error(anomalies, self.model(anomalies), cfg.error)
-                terms["abc"] = abc_loss(errors)
-                g_loss = g_loss + cfg.abc_weight * terms["abc"]
-            terms["generator"] = g_loss
+            logits = self.discriminator.logits(recon) if cfg.adversarial_weight > 0 else None
+            use_abc = len(anomalies) > 0 and cfg.abc_weight > 0
+            anomaly_recon = self.model(anomalies) if use_abc else None
+            g_terms = self.generator_loss(normals, recon, logits, anomalies, anomaly_recon)
+            terms.update(g_terms)
             self.check_finite(terms)
-            self.gradient_step(opt_g, g_loss)
+            self.gradient_step(opt_g, g_terms["generator"])
         self.log_terms(terms, batch_size=len(x))
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 
-from anomalia.config import from_dict
 from anomalia.models.knn import KnnConfig, KnnScorer
 from anomalia.training.base import AnomalyModule
-
-# Lightning warns when a module has no optimizer; for a memory bank that is the point.
-warnings.filterwarnings("ignore", message=r".*configure_optimizers.* returned `None`")
 
 
 class KnnModule(AnomalyModule):
@@ -24,13 +19,13 @@ class KnnModule(AnomalyModule):
     every process builds the same complete banks.
     """
 
+    config_class = KnnConfig
     model: KnnScorer
 
     def __init__(
         self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
     ) -> None:
         super().__init__(in_channels, image_size, model, optim)
-        self.model = from_dict(KnnConfig, model, prefix="model.").build(in_channels, image_size)
         self.automatic_optimization = False
         # DistributedDataParallel refuses a module without trainable parameters; this unused
         # one lets a DDP run go through. It is not part of the saved scorer.

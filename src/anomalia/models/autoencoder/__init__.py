@@ -4,35 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anomalia.config import param
 from anomalia.models.autoencoder.loss import AutoencoderLoss
 from anomalia.models.autoencoder.torch_model import ConvAutoencoder
-from anomalia.models.common import ErrorKind, check_weights
+from anomalia.models.common import ErrorKind, ModelConfig
 
 
 @dataclass
-class AutoencoderConfig:
+class AutoencoderConfig(ModelConfig):
     """Parameters of the autoencoder detector.
 
-    Attributes:
-        latent_dim: bottleneck size.
-        base_width: channels of the first convolution.
-        error: ``mse`` (the study's) or ``l1``; used for the loss and the score.
-        abc_weight: weight of the ABC term on labelled anomalies (0 = one-class training).
-            With the per-image *mean* error, a model that cannot yet tell anomalies from normals
-            settles where both errors equal log(1 + abc_weight); at 1.0 that is a collapse to
-            garbage reconstructions (AUROC 0.64 on Fashion-MNIST class 0), at 0.1 training
-            escapes it (0.96). See docs/results.md.
+    With the per-image *mean* error, a model that cannot yet tell anomalies from normals settles
+    where both errors equal log(1 + abc_weight); at 1.0 that is a collapse to garbage
+    reconstructions, at 0.1 training escapes it. See docs/results.md.
     """
 
-    latent_dim: int = 32
-    base_width: int = 32
-    error: ErrorKind = "mse"
-    abc_weight: float = 0.1
-
-    score_name = "reconstruction loss"  # class attribute: what the score is, for tables
-
-    def __post_init__(self) -> None:
-        check_weights(self)
+    latent_dim: int = param(32, ge=1, help="bottleneck size")
+    base_width: int = param(32, ge=1, help="channels of the first convolution")
+    error: ErrorKind = param(
+        "mse", help="reconstruction error for loss and score: mse (the study's) or l1"
+    )
+    abc_weight: float = param(
+        0.1, ge=0, help="weight of the ABC term on labelled anomalies (0 = one-class training)"
+    )
 
     def build(self, in_channels: int, image_size: int) -> ConvAutoencoder:
         return ConvAutoencoder(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from anomalia.models.common import pad_to_multiple, reconstruction_error
+from anomalia.models.common import ScoringModel, pad_to_multiple, reconstruction_error
 
 
 class ConvEncoder(nn.Module):
@@ -54,7 +54,7 @@ class ConvDecoder(nn.Module):
         return out[..., : self.image_size, : self.image_size]
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(ScoringModel):
     """Convolutional autoencoder whose reconstruction error is the anomaly score.
 
     Args:

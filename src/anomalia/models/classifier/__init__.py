@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from anomalia.config import param
 from anomalia.models.autoencoder.torch_model import ConvEncoder
-from anomalia.models.common import check_weights
+from anomalia.models.common import ModelConfig, ScoringModel
 
 
-class CNNClassifier(nn.Module):
+class CNNClassifier(ScoringModel):
     """The autoencoder's encoder with a linear head; the anomaly score is the logit.
 
     It learns only the anomaly classes it was shown, which is why published tables find it
@@ -35,18 +36,11 @@ class CNNClassifier(nn.Module):
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(ModelConfig):
     """Parameters of the supervised classifier baseline (needs labelled anomalies)."""
 
-    latent_dim: int = 32
-    base_width: int = 32
-
-    needs_labelled_anomalies = True  # class attribute, not a parameter
-
-    score_name = "logit"  # class attribute: what the score is, for tables
-
-    def __post_init__(self) -> None:
-        check_weights(self)
+    latent_dim: int = param(32, ge=1, help="size of the encoding the linear head reads")
+    base_width: int = param(32, ge=1, help="channels of the first convolution")
 
     def build(self, in_channels: int, image_size: int) -> CNNClassifier:
         return CNNClassifier(in_channels, image_size, self.latent_dim, self.base_width)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anomalia.models.common import pad_to_multiple
+from anomalia.models.common import ScoringModel, pad_to_multiple
 
 
 def _bn2d(channels: int) -> nn.BatchNorm2d:
@@ -65,7 +65,7 @@ class LeNetDecoder(nn.Module):
         return out[..., : self.image_size, : self.image_size]
 
 
-class DeepSADNet(nn.Module):
+class DeepSADNet(ScoringModel):
     """Scoring model: squared distance of the encoding to the centre ``c`` (a saved buffer).
 
     The decoder is kept for pretraining and for looking at reconstructions; it plays no part

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anomalia.models.common import ScoringModel
 from anomalia.models.discriminator import init_pix2pix_weights
 
 
@@ -71,7 +72,7 @@ class UNetGenerator(nn.Module):
         return self.up4(torch.cat([u, d1], dim=1)), z
 
 
-class DualGanGenerator(nn.Module):
+class DualGanGenerator(ScoringModel):
     """The scoring model: resizes [0, 1] images to a power of two in [-1, 1], reconstructs them.
 
     Args:

@@ -4,34 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anomalia.config import param
 from anomalia.models.autoencoder import ConvAutoencoder
-from anomalia.models.common import ErrorKind, check_weights
+from anomalia.models.common import ErrorKind, ModelConfig
 from anomalia.models.discriminator import PatchDiscriminator
+from anomalia.models.gan.loss import GanGeneratorLoss
 
 
 @dataclass
-class GanConfig:
-    """Parameters of the one-discriminator GAN detector.
+class GanConfig(ModelConfig):
+    """Parameters of the one-discriminator GAN detector (the generator's are the autoencoder's)."""
 
-    Attributes:
-        latent_dim, base_width, error: the generator (the autoencoder's parameters).
-        abc_weight: weight of the ABC term on labelled anomalies (see the autoencoder).
-        adversarial_weight: weight of BCE(D(reconstruction of a normal), 1) in the generator
-            loss; 0 reduces the method to the autoencoder.
-        discriminator_width: channels of the discriminator's first convolution.
-    """
-
-    latent_dim: int = 32
-    base_width: int = 32
-    error: ErrorKind = "mse"
-    abc_weight: float = 0.1
-    adversarial_weight: float = 0.01
-    discriminator_width: int = 32
-
-    score_name = "reconstruction loss"  # class attribute: what the score is, for tables
-
-    def __post_init__(self) -> None:
-        check_weights(self)
+    latent_dim: int = param(32, ge=1, help="bottleneck size")
+    base_width: int = param(32, ge=1, help="channels of the first convolution")
+    error: ErrorKind = param(
+        "mse", help="reconstruction error for loss and score: mse (the study's) or l1"
+    )
+    abc_weight: float = param(
+        0.1, ge=0, help="weight of the ABC term on labelled anomalies (0 = one-class training)"
+    )
+    adversarial_weight: float = param(
+        0.01,
+        ge=0,
+        help="weight of BCE(D(reconstruction of a normal), 1) in the generator loss; 0 reduces "
+        "the method to the autoencoder",
+    )
+    discriminator_width: int = param(
+        32, ge=1, help="channels of the discriminator's first convolution"
+    )
 
     def build(self, in_channels: int, image_size: int) -> ConvAutoencoder:
         """The generator: the only part used for scoring."""
@@ -43,4 +43,4 @@ class GanConfig:
         return PatchDiscriminator(in_channels, self.discriminator_width)
 
 
-__all__ = ["GanConfig"]
+__all__ = ["GanConfig", "GanGeneratorLoss"]

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from anomalia.models.common import ScoringModel
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -41,7 +42,7 @@ def knn_distance(
     return best[:, min(skip, n - 1) :].mean(dim=1)
 
 
-class KnnScorer(nn.Module):
+class KnnScorer(ScoringModel):
     """Scores an image by its distance to the nearest normal training images, divided by a
     power of its distance to the nearest labelled anomalies:
 
@@ -51,8 +52,6 @@ class KnnScorer(nn.Module):
     space. Without labelled anomalies (or with ``anomaly_weight`` 0) the score is d_normal.
     The banks are buffers, so they travel with ``state_dict`` like weights do.
     """
-
-    memorises_training_images = True  # its own training images score ~0 (see Detector.fit)
 
     def __init__(
         self,
@@ -111,6 +110,10 @@ class KnnScorer(nn.Module):
         d_anomaly = knn_distance(f, self.anomaly_bank, self.k)
         eps = 1e-6  # an image identical to a labelled anomaly gets a large, finite score
         return d_normal / (d_anomaly + eps) ** self.anomaly_weight
+
+    def score_training(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores of the bank's own images, each leaving itself out (else every one is ~0)."""
+        return self.score(x, exclude_self=True)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # The banks' sizes are known only from the saved state: resize before copying.
