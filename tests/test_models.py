@@ -79,3 +79,40 @@ def test_score_is_per_image(name):
     together = model.score(x)
     alone = torch.cat([model.score(x[i : i + 1]) for i in range(5)])
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", available_methods())
+@pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 17)])
+def test_maps_come_with_the_same_scores(name, channels, size):
+    model = build(name, channels, size).eval()
+    x = torch.rand(3, channels, size, size)
+    if not get_method(name).has_maps:
+        with pytest.raises(NotImplementedError, match="no anomaly maps"):
+            model.score_and_map(x)
+        return
+    with torch.no_grad():
+        scores, maps = model.score_and_map(x)
+        torch.testing.assert_close(scores, model.score(x))
+    assert maps.shape == (3, size, size)
+    assert torch.isfinite(maps).all() and (maps >= 0).all()
+
+
+@pytest.mark.parametrize("name", [m for m in available_methods() if get_method(m).has_maps])
+def test_map_points_at_a_local_defect(name):
+    """A blob pasted on an image the model knows lights up the map where it was pasted."""
+    torch.manual_seed(0)
+    config = get_method(name).config_class()
+    model = config.build(1, 28).eval()
+    clean = torch.rand(1, 1, 28, 28) * 0.2
+    if hasattr(model, "set_banks"):  # knn: the clean image is the normal bank
+        model.set_banks(model.features(clean), model.features(clean)[:0])
+    else:  # a reconstruction model that reproduced the clean image exactly
+        model.forward = lambda x: clean if x.dim() == 4 else x  # type: ignore[method-assign]
+        if name == "dual_gan":
+            model.unet.forward = lambda x: (model.prepare(clean), None)  # type: ignore[method-assign]
+    defect = clean.clone()
+    defect[..., 18:23, 4:9] = 1.0
+    with torch.no_grad():
+        _, maps = model.score_and_map(defect)
+    peak = divmod(int(maps[0].argmax()), 28)
+    assert 16 <= peak[0] <= 24 and 2 <= peak[1] <= 10

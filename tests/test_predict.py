@@ -54,7 +54,7 @@ def test_predict_writes_scores_of_the_saved_detector(run_dir, images, capsys):
     scores = np.array([float(r["score"]) for r in rows])
     np.testing.assert_allclose(scores, expected, rtol=1e-6)  # PNG is lossless: same pixels
     flags = [int(r["is_anomaly"]) for r in rows]
-    assert flags == (expected > detector.threshold_).astype(int).tolist()
+    assert flags == (expected >= detector.threshold_).astype(int).tolist()
     assert scores[5:].mean() > scores[:5].mean()  # class 5 stripes are anomalous
     out = capsys.readouterr().out
     assert f"scored 10 image(s): {sum(flags)} flagged as anomalies" in out
@@ -151,3 +151,36 @@ def test_detector_accepts_paths(run_dir, images):
     assert detector.predict(files).tolist() == (expected > detector.threshold_).tolist()
     with pytest.raises(DataError, match="no image files found"):
         detector.decision_function([])
+
+
+def test_predict_maps_writes_one_overlay_per_image(run_dir, images, tmp_path):
+    folder, arrays = images
+    maps_dir = tmp_path / "maps"
+    output = tmp_path / "pred.csv"
+    argv = ["predict", str(run_dir), str(folder), "--output", str(output), "--accelerator", "cpu"]
+    assert main([*argv, "--maps", str(maps_dir), "--raw-maps", "--batch-size", "4"]) == 0
+    rows = read_rows(output)
+    assert len(rows) == 10 and all(Path(r["map"]).is_file() for r in rows)
+    assert Path(rows[3]["map"]).name == "000003-img03.png"
+    with Image.open(rows[0]["map"]) as picture:
+        assert picture.mode == "RGB" and picture.size == (arrays.shape[-1], arrays.shape[-2])
+    detector = Detector.load(run_dir / "model.pt", accelerator="cpu")
+    expected_scores, expected_maps = detector.score_with_maps(arrays)
+    raw = np.stack([np.load(Path(r["map"]).with_suffix(".npy")) for r in rows])
+    np.testing.assert_allclose(raw, expected_maps, rtol=1e-5, atol=1e-7)
+    scores = np.array([float(r["score"]) for r in rows])
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)  # same as without maps
+
+
+def test_predict_maps_needs_a_method_with_maps(idx_dir, images, tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = ["train", "--dataset", "idx", "--data-dir", str(idx_dir), "--output-dir", str(out)]
+    fast = ["--method", "classifier", "--n-epochs", "1", "--no-plots", "--no-progress-bar"]
+    assert main([*args, *fast, "--name", "clf", "--accelerator", "cpu"]) == 0
+    run = out / "classifier" / "idx" / "class0" / "clf"
+    code = main(["predict", str(run), str(images[0]), "--maps", str(tmp_path / "maps")])
+    assert code == 2
+    assert "method 'classifier' makes no anomaly maps; methods with maps: autoencoder" in (
+        capsys.readouterr().err
+    )
+    assert not (run / "predictions.csv").exists()

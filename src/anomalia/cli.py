@@ -203,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave unreadable files out (and list them) instead of stopping",
     )
     predict.add_argument("--accelerator", default="auto", help="device to score on (default auto)")
+    predict.add_argument(
+        "--maps",
+        metavar="DIR",
+        help="also write each image's anomaly-map overlay PNG into DIR (methods with maps, see "
+        "`anomalia list`); predictions.csv gains a map column",
+    )
+    predict.add_argument(
+        "--raw-maps", action="store_true", help="with --maps, also write each raw map as .npy"
+    )
     export = sub.add_parser(
         "export",
         help="export a run's scoring network (ONNX)",
@@ -372,6 +381,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         args.batch_size,
         skip_bad_images=args.skip_bad_images,
         accelerator=args.accelerator,
+        maps_dir=args.maps,
+        save_raw_maps=args.raw_maps,
     )
     if result.skipped:
         print(f"skipped {len(result.skipped)} unreadable file(s):")

@@ -44,7 +44,7 @@ from anomalia.data import (
 )
 from anomalia.errors import ConfigError, DataError, NotFittedError
 from anomalia.evaluation import fit_threshold, flag
-from anomalia.methods import get_method
+from anomalia.methods import METHODS, get_method
 from anomalia.models import ModelConfig, ScoringModel
 from anomalia.training import build_trainer, fit
 from anomalia.utils import resolve_device, seed_everything, torch_save_atomic, versions
@@ -80,6 +80,9 @@ class Detector:
         threshold_: score from which on (``>=``) :meth:`predict` says "anomaly"; fitted on
             validation data when given to :meth:`fit`, else on the training normals.
         threshold_rule_: how ``threshold_`` was chosen, in words.
+        map_scale_: for methods with maps, the 99.9th percentile of the map values of normal
+            validation (else training) images: the value pictures show at full heat, so the
+            overlays of one run compare. None for methods without maps.
         model_: the trained scoring network (``score(x)``), without any training-only parts.
     """
 
@@ -196,6 +199,8 @@ class Detector:
         self.model_ = module.model.eval()
         self.device_ = resolve_device(train_cfg.accelerator)
         q = train_cfg.threshold_quantile
+        normal_images = vx[vy == 0] if val_images is not None else x[targets == 0]
+        self.map_scale_ = self._fit_map_scale(normal_images)
         if val_images is not None:
             self.threshold_, self.threshold_rule_ = fit_threshold(
                 self.decision_function(vx), vy, q, "validation"
@@ -216,6 +221,12 @@ class Detector:
         return self
 
     # ---------------------------------------------------------------------------- scoring
+    def _fit_map_scale(self, normals: torch.Tensor, n_max: int = 512) -> float | None:
+        if not self.has_maps or not len(normals):
+            return None
+        maps = self.anomaly_maps(normals[:n_max])
+        return float(np.quantile(maps, 0.999)) or None
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise NotFittedError(
@@ -299,6 +310,41 @@ class Detector:
         scores = [score(batch).float().cpu() for batch in self._batches(images)]
         return torch.cat(scores).numpy().astype(np.float64)
 
+    @torch.inference_mode()
+    def score_with_maps(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (N,), anomaly maps (N, H, W) float32) from one forward pass per batch;
+        higher = more anomalous, the maps at the detector's image size.
+
+        Raises:
+            ConfigError: the method makes no maps (see ``anomalia list``).
+        """
+        self._check_fitted()
+        self.check_maps()
+        self.model_.to(self.device_).eval()
+        scores, maps = [], []
+        for batch in self._batches(images):
+            batch_scores, batch_maps = self.model_.score_and_map(batch)
+            scores.append(batch_scores.float().cpu())
+            maps.append(batch_maps.float().cpu())
+        return torch.cat(scores).numpy().astype(np.float64), torch.cat(maps).numpy()
+
+    def anomaly_maps(self, images: Any) -> np.ndarray:
+        """Anomaly maps (N, H, W), float32, higher = more anomalous (see
+        :meth:`score_with_maps`)."""
+        return self.score_with_maps(images)[1]
+
+    @property
+    def has_maps(self) -> bool:
+        """Whether the method makes anomaly maps."""
+        return get_method(self.method).has_maps
+
+    def check_maps(self) -> None:
+        if not self.has_maps:
+            with_maps = ", ".join(name for name, m in sorted(METHODS.items()) if m.has_maps)
+            raise ConfigError(
+                f"method {self.method!r} makes no anomaly maps; methods with maps: {with_maps}"
+            )
+
     def predict(self, images: Any) -> np.ndarray:
         """1 where the score reaches ``threshold_`` (``score >= threshold_``), else 0."""
         return flag(self.decision_function(images), self.threshold_)
@@ -333,6 +379,7 @@ class Detector:
                 "image_size": self.image_size_,
                 "threshold": self.threshold_,
                 "threshold_rule": self.threshold_rule_,
+                "map_scale": self.map_scale_,
                 "state_dict": {k: v.cpu() for k, v in self.model_.state_dict().items()},
                 "versions": versions(),
             },
@@ -364,6 +411,7 @@ class Detector:
         det.model_.eval()
         det.threshold_ = state["threshold"]
         det.threshold_rule_ = state["threshold_rule"]
+        det.map_scale_ = state.get("map_scale")  # absent from files written before maps
         det.device_ = resolve_device(accelerator)
         return det
 

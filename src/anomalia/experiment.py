@@ -31,6 +31,7 @@ from anomalia.evaluation import evaluate_scores, flag
 from anomalia.export import export_onnx
 from anomalia.methods import get_method
 from anomalia.reporting import (
+    overlay,
     reconstruction_grid_figure,
     roc_figure,
     save_figure,
@@ -298,6 +299,8 @@ def predict_paths(
     *,
     skip_bad_images: bool = False,
     accelerator: str = "auto",
+    maps_dir: str | Path | None = None,
+    save_raw_maps: bool = False,
 ) -> PredictResult:
     """Score image files with a run's saved detector; write ``path,score,is_anomaly`` rows.
 
@@ -315,10 +318,16 @@ def predict_paths(
         batch_size: images read and scored at a time.
         skip_bad_images: leave unreadable files out (listed in the result) instead of raising.
         accelerator: device to score on.
+        maps_dir: if given, write each image's anomaly-map overlay there as
+            ``<n>-<file stem>.png`` (n: the row number, so equal names in different folders do
+            not collide) and add a ``map`` column with its path; maps come from the same
+            forward pass as the scores.
+        save_raw_maps: with ``maps_dir``, also write the raw map (H, W) as ``.npy``.
 
     Raises:
         DataError: no model in ``run_dir``, a path matches nothing, a file is not a readable
             image (without ``skip_bad_images``), or no image was found at all.
+        ConfigError: ``maps_dir`` for a method that makes no maps.
     """
     run = RunDir(run_dir).require(RunDir.MODEL)
     if batch_size < 1:
@@ -326,17 +335,31 @@ def predict_paths(
     if not paths:
         raise DataError("no paths given: name image files, directories or glob patterns")
     detector = run.load_detector(accelerator)
+    if maps_dir is not None:
+        detector.check_maps()
+        maps_dir = Path(maps_dir)
+        maps_dir.mkdir(parents=True, exist_ok=True)
     output = Path(output) if output is not None else run / RunDir.PREDICTIONS
     skipped: list[Path] | None = [] if skip_bad_images else None
     n_images = n_anomalies = 0
     with atomic_open(output) as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "score", "is_anomaly"])
+        writer.writerow(["path", "score", "is_anomaly"] + (["map"] if maps_dir else []))
         for batch_paths, images in detector.iter_file_batches(paths, batch_size, skipped):
-            scores = detector.decision_function(images)
+            if maps_dir is None:
+                scores = detector.decision_function(images)
+                map_files: list[str] = []
+            else:
+                scores, maps = detector.score_with_maps(images)
+                map_files = _write_maps(maps_dir, n_images, batch_paths, images, maps, detector)
+                if save_raw_maps:
+                    for name, amap in zip(map_files, maps, strict=True):
+                        np.save(Path(name).with_suffix(".npy"), amap)
             flags = flag(scores, detector.threshold_)
-            for path, score, is_anomaly in zip(batch_paths, scores, flags, strict=True):
-                writer.writerow([str(path), f"{score:.9g}", int(is_anomaly)])
+            for i, (path, score, is_anomaly) in enumerate(
+                zip(batch_paths, scores, flags, strict=True)
+            ):
+                writer.writerow([str(path), f"{score:.9g}", int(is_anomaly), *map_files[i : i + 1]])
             n_images += len(scores)
             n_anomalies += int(flags.sum())
         if n_images == 0:  # leaves no output file behind
@@ -352,6 +375,25 @@ def predict_paths(
         threshold_rule=str(detector.threshold_rule_),
         skipped=skipped or [],
     )
+
+
+def _write_maps(
+    directory: Path,
+    first_row: int,
+    paths: list[Path],
+    images: np.ndarray,
+    maps: np.ndarray,
+    detector: Detector,
+) -> list[str]:
+    """One overlay PNG per image (uint8 ``images`` (B, C, H, W)); returns their paths."""
+    from PIL import Image
+
+    names = []
+    for i, (path, image, amap) in enumerate(zip(paths, images, maps, strict=True)):
+        name = directory / f"{first_row + i:06d}-{path.stem}.png"
+        Image.fromarray(overlay(image / 255.0, amap, detector.map_scale_)).save(name)
+        names.append(str(name))
+    return names
 
 
 def export_run(run_dir: str | Path, output: str | Path | None = None) -> Path:

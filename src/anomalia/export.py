@@ -15,25 +15,31 @@ import torch
 
 from anomalia.detector import Detector
 from anomalia.errors import ConfigError
+from anomalia.models import ScoringModel
 from anomalia.utils import atomic_open
 
 
 class _ScoreModule(torch.nn.Module):
-    """Exposes a scoring network's ``score`` as ``forward``, the one method ONNX export traces."""
+    """Exposes a scoring network's ``score`` (and, for a method with maps, ``score_and_map``)
+    as ``forward``, the one method ONNX export traces."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: ScoringModel, with_maps: bool) -> None:
         super().__init__()
         self.model = model
+        self.with_maps = with_maps
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.score(images)  # type: ignore[operator]
+    def forward(self, images: torch.Tensor) -> Any:
+        if self.with_maps:
+            return self.model.score_and_map(images)
+        return self.model.score(images)
 
 
 def export_onnx(detector: Detector, output: str | Path, *, opset_version: int = 17) -> Path:
     """Write a fitted detector's scoring network as ONNX.
 
     The graph maps ``images``, float32 (B, C, S, S) in [0, 1], to ``scores`` (B,), higher = more
-    anomalous, as :meth:`Detector.decision_function` (to float32 precision). The batch size B is
+    anomalous, as :meth:`Detector.decision_function` (to float32 precision), and for a method
+    with maps also to ``maps`` (B, S, S), as :meth:`Detector.anomaly_maps`. The batch size B is
     dynamic; the channels C and side S are the run's (convert and resize images as for
     training). The model's metadata holds ``threshold`` (flag an image when its score is at
     least that: ``score >= threshold``), ``threshold_rule``, ``method``, ``in_channels`` and
@@ -54,6 +60,7 @@ def export_onnx(detector: Detector, output: str | Path, *, opset_version: int = 
     options: dict[str, Any] = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         options["dynamo"] = False  # the TorchScript exporter: no extra dependency
+    outputs = ["scores", "maps"] if detector.has_maps else ["scores"]
     with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
         # Shape-dependent branches (padding, resizing) are traced for the run's fixed image
         # size, which the exported graph requires anyway.
@@ -63,13 +70,15 @@ def export_onnx(detector: Detector, output: str | Path, *, opset_version: int = 
             "ignore", "You are using the legacy TorchScript", DeprecationWarning
         )
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        # The nearest-neighbour search's slicing cannot be constant-folded; nothing to act on.
+        warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
         torch.onnx.export(
-            _ScoreModule(detector.model_).cpu().eval(),
+            _ScoreModule(detector.model_, detector.has_maps).cpu().eval(),
             (example,),
             Path(scratch) / "model.onnx",
             input_names=["images"],
-            output_names=["scores"],
-            dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in ["images", *outputs]},
             opset_version=opset_version,
             **options,
         )
@@ -82,7 +91,8 @@ def export_onnx(detector: Detector, output: str | Path, *, opset_version: int = 
         "threshold_rule": str(detector.threshold_rule_),
         "decision": "anomaly when score >= threshold",
         "input": "float32 images (batch, channels, size, size) in [0, 1]",
-        "output": "anomaly score per image, higher = more anomalous",
+        "output": "anomaly score per image, higher = more anomalous"
+        + ("; maps: anomaly map per image (batch, size, size)" if detector.has_maps else ""),
     }
     for key, value in metadata.items():
         entry = model.metadata_props.add()

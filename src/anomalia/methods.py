@@ -56,6 +56,7 @@ _METHODS = (
         "convolutional autoencoder; reconstruction error + ABC on labelled anomalies",
         "reconstruction loss",
         reconstructs=True,
+        has_maps=True,
     ),
     Method(
         "gan",
@@ -63,6 +64,7 @@ _METHODS = (
         "the autoencoder as generator with one PatchGAN discriminator on normal images",
         "reconstruction loss",
         reconstructs=True,
+        has_maps=True,
     ),
     Method(
         "dual_gan",
@@ -70,6 +72,7 @@ _METHODS = (
         "two-discriminator GAN of Kim et al. (ECCV 2020 Workshops)",
         "reconstruction loss",
         reconstructs=True,
+        has_maps=True,
     ),
     Method(
         "deep_sad",
@@ -90,6 +93,7 @@ _METHODS = (
         KnnModule,
         "nearest neighbours in blurred pixel space, with labelled anomalies in the score",
         "neighbour distance",
+        has_maps=True,
     ),
 )
 METHODS: dict[str, Method] = {m.name: m for m in _METHODS}

@@ -2,6 +2,8 @@
 rendered to Markdown or HTML, and HTML reports."""
 
 from anomalia.reporting.plots import (
+    anomaly_map_figure,
+    overlay,
     reconstruction_grid_figure,
     roc_figure,
     save_figure,
@@ -11,9 +13,11 @@ from anomalia.reporting.tables import Table, headline_metrics_table, markdown_ta
 
 __all__ = [
     "Table",
+    "anomaly_map_figure",
     "headline_metrics_table",
     "markdown_table",
     "metrics_table",
+    "overlay",
     "reconstruction_grid_figure",
     "roc_figure",
     "save_figure",

@@ -97,6 +97,66 @@ def reconstruction_grid_figure(
     return fig
 
 
+def overlay(image: np.ndarray, amap: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """An RGB uint8 (H, W, 3) picture of ``image`` (C, H, W) in [0, 1] under its anomaly map
+    (H, W) in a heat colour map, more opaque where the map is higher.
+
+    Args:
+        scale: the map value shown at full heat (a run's :attr:`Detector.map_scale_`, so
+            pictures of one run compare); default the map's own maximum.
+    """
+    from matplotlib import colormaps
+
+    gray = np.clip(image, 0, 1).mean(axis=0) if image.shape[0] == 3 else np.clip(image[0], 0, 1)
+    base = np.clip(np.moveaxis(image, 0, -1), 0, 1) if image.shape[0] == 3 else gray[..., None]
+    top = float(scale if scale is not None else amap.max()) or 1.0
+    heat = np.clip(amap / top, 0, 1)
+    colour = colormaps["inferno"](heat)[..., :3]
+    alpha = 0.15 + 0.6 * heat[..., None]
+    return np.round(255 * ((1 - alpha) * base + alpha * colour)).astype(np.uint8)
+
+
+def anomaly_map_figure(
+    groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]],
+    scale: float | None = None,
+) -> Figure:
+    """Images, their anomaly-map overlays and (when known) ground-truth masks, one block of
+    rows per group (e.g. the most and the least anomalous test images).
+
+    Args:
+        groups: ``(name, images (N, C, H, W) in [0, 1], maps (N, H, W), masks (N, H, W) or
+            None, scores (N,))`` per group.
+        scale: map value at full heat, shared by every overlay.
+    """
+    n_cols = max(len(images) for _, images, _, _, _ in groups)
+    rows_per = [3 if masks is not None else 2 for _, _, _, masks, _ in groups]
+    fig = Figure(figsize=(1.25 * n_cols, 1.3 * sum(rows_per) + 0.4), layout="constrained")
+    axes = fig.subplots(sum(rows_per), n_cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.axis("off")
+    top = 0
+    for (name, images, maps, masks, scores), n_rows in zip(groups, rows_per, strict=True):
+        for c in range(len(images)):
+            img = np.clip(np.moveaxis(images[c], 0, -1), 0, 1)
+            pictures = [img.squeeze(-1) if img.shape[-1] == 1 else img]
+            pictures.append(overlay(images[c], maps[c], scale))
+            if masks is not None:
+                pictures.append(masks[c].astype(np.float32))
+            for k, picture in enumerate(pictures):
+                ax = axes[top + k, c]
+                ax.axis("on")
+                ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+            axes[top, c].set_title(f"{scores[c]:.3g}", fontsize=7)
+        labels = [f"{name}\nimage", "map", "mask"][:n_rows]
+        for k, label in enumerate(labels):
+            axes[top + k, 0].set_ylabel(label, fontsize=8)
+        top += n_rows
+    fig.suptitle("Test images (score above), anomaly maps and ground truth")
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG (rendered by Agg whatever the current backend) and return the path."""
     path = Path(path)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from anomalia.config import param
 from anomalia.models.autoencoder.loss import AutoencoderLoss
 from anomalia.models.autoencoder.torch_model import ConvAutoencoder
-from anomalia.models.common import ErrorKind, ModelConfig
+from anomalia.models.common import ErrorKind, MapModelConfig
 
 
 @dataclass
-class AutoencoderConfig(ModelConfig):
+class AutoencoderConfig(MapModelConfig):
     """Parameters of the autoencoder detector.
 
     With the per-image *mean* error, a model that cannot yet tell anomalies from normals settles
@@ -30,8 +30,9 @@ class AutoencoderConfig(ModelConfig):
 
     def build(self, in_channels: int, image_size: int) -> ConvAutoencoder:
         return ConvAutoencoder(
-            in_channels, image_size, self.latent_dim, self.base_width, self.error
-        )
+            in_channels, image_size, self.latent_dim, self.base_width, self.error,
+            self.map_sigma, self.image_score,
+        )  # fmt: skip
 
 
 __all__ = ["AutoencoderConfig", "AutoencoderLoss", "ConvAutoencoder"]

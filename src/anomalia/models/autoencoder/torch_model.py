@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from anomalia.models.common import ScoringModel, pad_to_multiple, reconstruction_error
+from anomalia.models.common import (
+    AnomalyMap,
+    ScoringModel,
+    pad_to_multiple,
+    pixel_error,
+    reconstruction_error,
+)
 
 
 class ConvEncoder(nn.Module):
@@ -64,6 +70,8 @@ class ConvAutoencoder(ScoringModel):
         latent_dim: size of the bottleneck.
         base_width: channels of the first convolution (the second has twice as many).
         error: ``"mse"`` or ``"l1"``: the per-image error used as the score.
+        map_sigma: smoothing of the anomaly map (pixels).
+        image_score: ``"mean"`` (the mean error) or ``"map_max"`` (the map's maximum).
     """
 
     def __init__(
@@ -73,9 +81,12 @@ class ConvAutoencoder(ScoringModel):
         latent_dim: int = 32,
         base_width: int = 32,
         error: str = "mse",
+        map_sigma: float = 2.0,
+        image_score: str = "mean",
     ) -> None:
         super().__init__()
         self.error = error
+        self.anomaly_map = AnomalyMap(map_sigma, image_score)
         self.encoder = ConvEncoder(in_channels, image_size, latent_dim, base_width)
         self.decoder = ConvDecoder(in_channels, image_size, latent_dim, base_width)
 
@@ -88,5 +99,14 @@ class ConvAutoencoder(ScoringModel):
         return self(x)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """Anomaly score (B,): per-image mean reconstruction error; higher = more anomalous."""
+        """Anomaly score (B,): per-image mean reconstruction error (or the map's maximum, see
+        ``image_score``); higher = more anomalous."""
+        if self.anomaly_map.image_score != "mean":
+            return self.score_and_map(x)[0]
         return reconstruction_error(x, self(x), self.error)
+
+    def score_and_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and maps: the map is the per-pixel error averaged over channels, smoothed."""
+        per_pixel = pixel_error(x, self(x), self.error)  # (B, C, H, W)
+        maps = self.anomaly_map(per_pixel.mean(dim=1, keepdim=True))
+        return self.anomaly_map.score(per_pixel.flatten(1).mean(dim=1), maps), maps

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 from anomalia.config import param
 from anomalia.errors import ConfigError
-from anomalia.models.common import ModelConfig
+from anomalia.models.common import MapModelConfig
 from anomalia.models.discriminator import PatchDiscriminator
 from anomalia.models.dual_gan.loss import DualGanGeneratorLoss, latent_loss, patch_loss
 from anomalia.models.dual_gan.torch_model import DualGanGenerator, UNetGenerator, work_size_for
 
 
 @dataclass
-class DualGanConfig(ModelConfig):
+class DualGanConfig(MapModelConfig):
     """Parameters of the two-discriminator GAN. A weight of 0 removes its term (ablation);
     the paper's values are given in parentheses."""
 
@@ -52,7 +52,9 @@ class DualGanConfig(ModelConfig):
 
     def build(self, in_channels: int, image_size: int) -> DualGanGenerator:
         """The generator: the only part used for scoring."""
-        return DualGanGenerator(in_channels, image_size, self.base_width)
+        return DualGanGenerator(
+            in_channels, image_size, self.base_width, self.map_sigma, self.image_score
+        )
 
     def build_discriminator(self, in_channels: int) -> PatchDiscriminator:
         return PatchDiscriminator(in_channels, self.discriminator_width)

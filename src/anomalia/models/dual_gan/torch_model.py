@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anomalia.models.common import ScoringModel
+from anomalia.models.common import AnomalyMap, ScoringModel
 from anomalia.models.discriminator import init_pix2pix_weights
 
 
@@ -79,10 +79,20 @@ class DualGanGenerator(ScoringModel):
         in_channels: image channels (from the data).
         image_size: side of the input images (from the data).
         base_width: U-Net width (the paper's is 64).
+        map_sigma: smoothing of the anomaly map (pixels of the input size).
+        image_score: ``"mean"`` (the mean L1 error) or ``"map_max"`` (the map's maximum).
     """
 
-    def __init__(self, in_channels: int, image_size: int, base_width: int = 64) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        base_width: int = 64,
+        map_sigma: float = 2.0,
+        image_score: str = "mean",
+    ) -> None:
         super().__init__()
+        self.anomaly_map = AnomalyMap(map_sigma, image_score)
         self.image_size = image_size
         self.work_size = work_size_for(image_size)
         self.unet = UNetGenerator(in_channels, base_width)
@@ -100,10 +110,26 @@ class DualGanGenerator(ScoringModel):
         return self.unet(x)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """Anomaly score (B,): mean L1 error between prepared image and reconstruction."""
+        """Anomaly score (B,): mean L1 error between prepared image and reconstruction (or the
+        map's maximum, see ``image_score``)."""
+        if self.anomaly_map.image_score != "mean":
+            return self.score_and_map(x)[0]
         prepared = self.prepare(x)
         recon, _ = self.unet(prepared)
         return (prepared - recon).abs().flatten(1).mean(dim=1)
+
+    def score_and_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and maps: the L1 error per pixel at the working size, averaged over
+        channels, resized to the input and smoothed."""
+        prepared = self.prepare(x)
+        recon, _ = self.unet(prepared)
+        per_pixel = (prepared - recon).abs()  # (B, C, S, S)
+        error_map = per_pixel.mean(dim=1, keepdim=True)
+        if error_map.shape[-1] != self.image_size:
+            size = (self.image_size, self.image_size)
+            error_map = F.interpolate(error_map, size=size, mode="bilinear", align_corners=False)
+        maps = self.anomaly_map(error_map)
+        return self.anomaly_map.score(per_pixel.flatten(1).mean(dim=1), maps), maps
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstructions in the input's [0, 1] scale and size (for plots)."""

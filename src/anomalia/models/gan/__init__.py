@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from anomalia.config import param
 from anomalia.models.autoencoder import ConvAutoencoder
-from anomalia.models.common import ErrorKind, ModelConfig
+from anomalia.models.common import ErrorKind, MapModelConfig
 from anomalia.models.discriminator import PatchDiscriminator
 from anomalia.models.gan.loss import GanGeneratorLoss
 
 
 @dataclass
-class GanConfig(ModelConfig):
+class GanConfig(MapModelConfig):
     """Parameters of the one-discriminator GAN detector (the generator's are the autoencoder's)."""
 
     latent_dim: int = param(32, ge=1, help="bottleneck size")
@@ -36,8 +36,9 @@ class GanConfig(ModelConfig):
     def build(self, in_channels: int, image_size: int) -> ConvAutoencoder:
         """The generator: the only part used for scoring."""
         return ConvAutoencoder(
-            in_channels, image_size, self.latent_dim, self.base_width, self.error
-        )
+            in_channels, image_size, self.latent_dim, self.base_width, self.error,
+            self.map_sigma, self.image_score,
+        )  # fmt: skip
 
     def build_discriminator(self, in_channels: int) -> PatchDiscriminator:
         return PatchDiscriminator(in_channels, self.discriminator_width)

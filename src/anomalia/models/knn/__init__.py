@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from anomalia.config import param
-from anomalia.models.common import ModelConfig
+from anomalia.models.common import MapModelConfig
 from anomalia.models.knn.torch_model import (
     KnnScorer,
     gaussian_blur,
@@ -21,7 +21,7 @@ from anomalia.models.knn.torch_model import (
 
 
 @dataclass
-class KnnConfig(ModelConfig):
+class KnnConfig(MapModelConfig):
     """Parameters of the nearest-neighbour detector."""
 
     k: int = param(3, ge=1, help="neighbours averaged for each distance")
@@ -47,7 +47,7 @@ class KnnConfig(ModelConfig):
     def build(self, in_channels: int, image_size: int) -> KnnScorer:
         return KnnScorer(
             in_channels, image_size, self.k, self.blur_sigma, self.feature_size,
-            self.anomaly_weight,
+            self.anomaly_weight, self.map_sigma, self.image_score,
         )  # fmt: skip
 
 

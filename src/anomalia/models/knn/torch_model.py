@@ -8,38 +8,33 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from anomalia.models.common import ScoringModel
+from anomalia.models.common import AnomalyMap, ScoringModel, gaussian_blur, gaussian_kernel
 
 
-def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """1-D Gaussian of radius ceil(2 sigma), normalised to sum 1, shape (K,)."""
-    radius = max(1, math.ceil(2 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(t**2) / (2 * sigma**2))
-    return kernel / kernel.sum()
-
-
-def gaussian_blur(x: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
-    """Separable blur of (B, C, H, W) by ``row`` (C, 1, 1, K) then its transpose, edges
-    replicated."""
-    radius = row.shape[-1] // 2
-    out = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    out = F.conv2d(out, row, groups=row.shape[0])
-    return F.conv2d(out, row.transpose(-1, -2), groups=row.shape[0])
+def knn_search(
+    queries: torch.Tensor, bank: torch.Tensor, n: int, chunk: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean distances (B, n') and bank row indices (B, n') of each query's (B, D) ``n``
+    nearest rows of ``bank`` (N, D), nearest first; n' = min(n, N). The bank is walked in
+    chunks so memory stays O(B * chunk)."""
+    n = min(n, len(bank))
+    best = queries.new_full((len(queries), 0), math.inf)
+    best_index = torch.zeros(len(queries), 0, dtype=torch.long, device=queries.device)
+    for start in range(0, len(bank), chunk):
+        d = torch.cdist(queries, bank[start : start + chunk])  # (B, chunk)
+        index = torch.arange(start, start + d.shape[1], device=queries.device).expand_as(d)
+        best, picked = torch.cat([best, d], dim=1).topk(n, dim=1, largest=False)  # (B, n)
+        best_index = torch.cat([best_index, index], dim=1).gather(1, picked)
+    return best, best_index
 
 
 def knn_distance(
     queries: torch.Tensor, bank: torch.Tensor, k: int, skip: int = 0, chunk: int = 8192
 ) -> torch.Tensor:
     """Mean Euclidean distance from each query (B, D) to its ``k`` nearest rows of ``bank``
-    (N, D) after leaving out the ``skip`` nearest, shape (B,). The bank is walked in chunks so
-    memory stays O(B * chunk)."""
-    n = min(k + skip, len(bank))
-    best = queries.new_full((len(queries), 0), math.inf)
-    for start in range(0, len(bank), chunk):
-        d = torch.cdist(queries, bank[start : start + chunk])  # (B, chunk)
-        best = torch.cat([best, d], dim=1).topk(n, dim=1, largest=False).values  # (B, n)
-    return best[:, min(skip, n - 1) :].mean(dim=1)
+    (N, D) after leaving out the ``skip`` nearest, shape (B,)."""
+    best, _ = knn_search(queries, bank, k + skip, chunk)
+    return best[:, min(skip, best.shape[1] - 1) :].mean(dim=1)
 
 
 class KnnScorer(ScoringModel):
@@ -61,8 +56,13 @@ class KnnScorer(ScoringModel):
         blur_sigma: float = 1.0,
         feature_size: int = 32,
         anomaly_weight: float = 0.5,
+        map_sigma: float = 2.0,
+        image_score: str = "mean",
     ) -> None:
         super().__init__()
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.anomaly_map = AnomalyMap(map_sigma, image_score)
         self.k = k
         self.blur_sigma = blur_sigma
         self.feature_size = min(image_size, feature_size)
@@ -101,15 +101,48 @@ class KnnScorer(ScoringModel):
             exclude_self: skip each query's single nearest normal (for scoring the bank's own
                 images, whose nearest neighbour is themselves at distance 0).
         """
+        if self.anomaly_map.image_score != "mean":
+            return self._score_and_map(x, exclude_self)[0]
+        return self._neighbour_score(self.features(x), exclude_self)
+
+    def _neighbour_score(self, f: torch.Tensor, exclude_self: bool) -> torch.Tensor:
         if not self.is_fitted:
             raise RuntimeError("the normal bank is empty; fit the detector first")
-        f = self.features(x)
         d_normal = knn_distance(f, self.normal_bank, self.k, skip=int(exclude_self))
+        return self._with_anomaly_term(f, d_normal)
+
+    def _with_anomaly_term(self, f: torch.Tensor, d_normal: torch.Tensor) -> torch.Tensor:
         if len(self.anomaly_bank) == 0 or self.anomaly_weight == 0:
             return d_normal
         d_anomaly = knn_distance(f, self.anomaly_bank, self.k)
         eps = 1e-6  # an image identical to a labelled anomaly gets a large, finite score
         return d_normal / (d_anomaly + eps) ** self.anomaly_weight
+
+    def score_and_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and maps: the map is the squared difference, per pixel of the blurred and
+        size-capped image, to its k nearest normal training images (the same neighbours that
+        give the score), averaged over them and the channels, resized to the input and
+        smoothed. The labelled-anomaly term scales the image score only."""
+        return self._score_and_map(x, exclude_self=False)
+
+    def _score_and_map(
+        self, x: torch.Tensor, exclude_self: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_fitted:
+            raise RuntimeError("the normal bank is empty; fit the detector first")
+        f = self.features(x)  # (B, D)
+        skip = int(exclude_self)
+        best, index = knn_search(f, self.normal_bank, self.k + skip)
+        best, index = best[:, min(skip, best.shape[1] - 1) :], index[:, skip:]
+        neighbours = self.normal_bank[index]  # (B, k, D)
+        s = self.feature_size
+        per_pixel = (neighbours - f[:, None]).pow(2).mean(dim=1)  # (B, D)
+        per_pixel = per_pixel.view(-1, self.in_channels, s, s).mean(dim=1, keepdim=True)
+        if s != x.shape[-1]:
+            per_pixel = F.interpolate(per_pixel, size=x.shape[-2:], mode="bilinear")
+        maps = self.anomaly_map(per_pixel)
+        score = self._with_anomaly_term(f, best.mean(dim=1))
+        return self.anomaly_map.score(score, maps), maps
 
     def score_training(self, x: torch.Tensor) -> torch.Tensor:
         """Scores of the bank's own images, each leaving itself out (else every one is ~0)."""
