@@ -55,8 +55,7 @@ def mvtec_dir(tmp_path) -> Path:
     fill(root / "test" / "good", 3, start=50, fmt="JPEG")
     fill(root / "test" / "crack", 2, start=150, fmt="TIFF")
     fill(root / "test" / "scratch", 2, start=200, fmt="PNG")
-    # masks are ignored, both where MVTec AD keeps them and inside test/
-    fill(root / "ground_truth" / "crack", 2, start=255)
+    # a ground_truth/ folder inside test/ is not a defect class (masks: see the mask tests)
     fill(root / "test" / "ground_truth", 1, start=255)
     (root / "license.txt").write_text("not an image, and not read")
     return root
@@ -374,3 +373,223 @@ def test_cli_trains_on_mvtec_folders(tmp_path, capsys):
     assert f"gamma_l = {run['split']['anomaly_ratio']:g}" in printed.out
     assert (run_dir / "plots" / "reconstructions.png").is_file()
     assert main(["evaluate", str(run_dir), "--accelerator", "cpu"]) == 0
+
+
+# ------------------------------------------------------------------------------------ masks
+def save_mask(path: Path, box: tuple[int, int, int, int], size=(16, 16), mode="L") -> Path:
+    """A mask with the rectangle ``box`` = (top, bottom, left, right) set to 255 (1 for 16-bit)."""
+    on = 1 if mode == "I;16" else 255
+    pixels = np.zeros(size[::-1], dtype=np.uint16 if mode == "I;16" else np.uint8)
+    top, bottom, left, right = box
+    pixels[top:bottom, left:right] = on
+    image = Image.fromarray(pixels)
+    if mode not in ("L", "I;16"):
+        image = image.convert(mode)
+    return save_image(path, image, "TIFF" if path.suffix == ".tif" else "PNG")
+
+
+def box_array(box: tuple[int, int, int, int], side: int = 16) -> np.ndarray:
+    out = np.zeros((side, side), dtype=np.uint8)
+    top, bottom, left, right = box
+    out[top:bottom, left:right] = 1
+    return out
+
+
+#: test defect image -> its mask's box; boxes differ, so rows can be matched to images
+TEST_BOXES = {
+    ("crack", "000"): (0, 4, 0, 4),
+    ("crack", "001"): (4, 8, 4, 12),
+    ("scratch", "000"): (8, 16, 0, 2),
+    ("scratch", "001"): (2, 3, 2, 14),
+}
+TRAIN_BOXES = {("crack", "000"): (12, 16, 12, 16), ("crack", "001"): (0, 16, 8, 9)}
+
+
+@pytest.fixture
+def masked_mvtec(mvtec_dir) -> Path:
+    gt = mvtec_dir / "ground_truth"
+    for (defect, stem), box in TEST_BOXES.items():
+        save_mask(gt / defect / f"{stem}_mask.png", box)
+    for (defect, stem), box in TRAIN_BOXES.items():
+        save_mask(gt / "train" / defect / f"{stem}_mask.png", box)
+    return mvtec_dir
+
+
+def test_mvtec_masks_are_read_and_aligned(masked_mvtec):
+    data = load_mvtec(masked_mvtec)
+    assert data.test_masks is not None and data.train_masks is not None
+    assert data.test_masks.shape == (7, 16, 16) and data.test_masks.dtype == np.uint8
+    assert data.train_masks.shape == (8, 16, 16) and data.train_masks.dtype == np.uint8
+    # test rows: good x3 (all zero), crack 000, 001, scratch 000, 001
+    assert not data.test_masks[:3].any()
+    for row, key in enumerate(TEST_BOXES, start=3):
+        np.testing.assert_array_equal(data.test_masks[row], box_array(TEST_BOXES[key]))
+    assert not data.train_masks[:6].any()
+    for row, key in enumerate(TRAIN_BOXES, start=6):
+        np.testing.assert_array_equal(data.train_masks[row], box_array(TRAIN_BOXES[key]))
+
+
+def test_masks_are_resized_nearest_and_stay_binary(masked_mvtec):
+    data = load_mvtec(masked_mvtec, image_size=8)
+    assert data.test_masks is not None and data.test_masks.shape == (7, 8, 8)
+    assert set(np.unique(data.test_masks).tolist()) == {0, 1}
+    np.testing.assert_array_equal(data.test_masks[4], box_array((2, 4, 2, 6), side=8))
+
+
+def test_mask_formats_and_modes(masked_mvtec):
+    """Any image format named <stem>_mask; RGB converted to grey; a 16-bit 1 is a defect."""
+    gt = masked_mvtec / "ground_truth"
+    (gt / "crack" / "000_mask.png").unlink()
+    (gt / "scratch" / "001_mask.png").unlink()
+    save_mask(gt / "crack" / "000_mask.tif", TEST_BOXES["crack", "000"], mode="I;16")
+    save_mask(gt / "scratch" / "001_mask.png", TEST_BOXES["scratch", "001"], mode="RGB")
+    (gt / "crack" / ".000_mask.png").write_text("hidden files are never masks")
+    data = load_mvtec(masked_mvtec)
+    assert data.test_masks is not None
+    np.testing.assert_array_equal(data.test_masks[3], box_array(TEST_BOXES["crack", "000"]))
+    np.testing.assert_array_equal(data.test_masks[6], box_array(TEST_BOXES["scratch", "001"]))
+    save_mask(gt / "crack" / "000_mask.png", (0, 1, 0, 1))
+    with pytest.raises(DataError, match=r"two masks for .*000\.tif"):
+        load_mvtec(masked_mvtec)
+
+
+def test_missing_test_mask_names_the_file(masked_mvtec):
+    expected = masked_mvtec / "ground_truth" / "scratch" / "001_mask.png"
+    expected.unlink()
+    with pytest.raises(DataError) as info:
+        load_mvtec(masked_mvtec)
+    message = str(info.value)
+    assert str(expected) in message and "scratch/001.png" in message
+    assert "masks='ignore'" in message
+    # a whole defect type without masks is the same error
+    import shutil
+
+    shutil.rmtree(masked_mvtec / "ground_truth" / "scratch")
+    with pytest.raises(DataError, match=r"scratch/000_mask\.png: no mask"):
+        load_mvtec(masked_mvtec)
+
+
+def test_mis_sized_mask_names_the_file_and_both_sizes(masked_mvtec):
+    bad = save_mask(
+        masked_mvtec / "ground_truth" / "crack" / "001_mask.png", (0, 2, 0, 2), (20, 16)
+    )
+    with pytest.raises(DataError) as info:
+        load_mvtec(masked_mvtec)
+    message = str(info.value)
+    assert str(bad) in message and "20x16" in message and "16x16" in message
+
+
+def test_unreadable_mask_is_an_error_even_when_skipping(masked_mvtec):
+    bad = masked_mvtec / "ground_truth" / "crack" / "001_mask.png"
+    bad.write_text("not an image")
+    for skip in (False, True):
+        with pytest.raises(DataError, match=rf"{bad}: this mask is not a readable"):
+            load_mvtec(masked_mvtec, skip_bad_images=skip)
+
+
+def test_a_skipped_image_needs_no_mask(masked_mvtec):
+    truncated_png(masked_mvtec / "test" / "crack" / "002.png")  # no 002_mask: skipped with it
+    data = load_mvtec(masked_mvtec, skip_bad_images=True)
+    assert data.test_masks is not None and data.test_masks.shape == (7, 16, 16)
+    assert len(data.skipped_files) == 1
+
+
+def test_mask_modes(masked_mvtec):
+    (masked_mvtec / "ground_truth" / "crack" / "001_mask.png").unlink()  # ignored: no error
+    data = load_mvtec(masked_mvtec, masks="ignore")
+    assert data.test_masks is None and data.train_masks is None
+    import shutil
+
+    shutil.rmtree(masked_mvtec / "ground_truth")
+    data = load_mvtec(masked_mvtec)  # auto: no ground_truth/, no masks
+    assert data.test_masks is None and data.train_masks is None
+    with pytest.raises(DataError, match=r"ground_truth: no such folder; masks='required'"):
+        load_mvtec(masked_mvtec, masks="required")
+    with pytest.raises(ConfigError, match="masks must be one of auto, required, ignore"):
+        load_mvtec(masked_mvtec, masks="yes")  # type: ignore[arg-type]
+
+
+def test_training_defect_masks_beside_the_test_masks(masked_mvtec):
+    """Without ground_truth/train/<defect>/, training masks come from ground_truth/<defect>/,
+    all or nothing, and a name shared with a test image is ambiguous."""
+    import shutil
+
+    gt = masked_mvtec / "ground_truth"
+    shutil.rmtree(gt / "train")
+    with pytest.raises(DataError, match=r"could be the mask of the training image .*000\.bmp"):
+        load_mvtec(masked_mvtec)  # train/crack/000.bmp and test/crack/000.tif share a name
+    for stem in ("000", "001"):
+        train_image = masked_mvtec / "train" / "crack" / f"{stem}.bmp"
+        train_image.rename(train_image.with_name(f"1{stem}.bmp"))
+    data = load_mvtec(masked_mvtec)  # no training defect has a mask: unknown, tests still read
+    assert data.train_masks is None and data.test_masks is not None
+    save_mask(gt / "crack" / "1000_mask.png", TRAIN_BOXES["crack", "000"])
+    with pytest.raises(DataError, match=r"crack/1001_mask\.png: no mask .* every one needs one"):
+        load_mvtec(masked_mvtec)
+    save_mask(gt / "crack" / "1001_mask.png", TRAIN_BOXES["crack", "001"])
+    data = load_mvtec(masked_mvtec)
+    assert data.train_masks is not None
+    np.testing.assert_array_equal(data.train_masks[7], box_array(TRAIN_BOXES["crack", "001"]))
+
+
+def test_training_masks_are_zero_without_training_defects(masked_mvtec):
+    import shutil
+
+    shutil.rmtree(masked_mvtec / "train" / "crack")
+    data = load_mvtec(masked_mvtec)
+    assert data.train_masks is not None and data.train_masks.shape == (6, 16, 16)
+    assert not data.train_masks.any()
+
+
+def test_a_defect_named_train_is_refused_while_reading_masks(masked_mvtec):
+    fill(masked_mvtec / "test" / "train", 1)
+    with pytest.raises(DataError, match="defect type named 'train'"):
+        load_mvtec(masked_mvtec)
+    assert load_mvtec(masked_mvtec, masks="ignore").n_classes == 4
+
+
+def test_normal_anomaly_masks_follow_the_split(tmp_path):
+    fill(tmp_path / "normal", 6)
+    anomalies = fill(tmp_path / "anomaly", 6, start=100)
+    for i, image in enumerate(anomalies):  # anomaly i (grey level 100 + i): column i is on
+        save_mask(tmp_path / "masks" / f"{image.stem}_mask.png", (0, 16, i, i + 1))
+    data = load_normal_anomaly(tmp_path)
+    assert data.train_masks is not None and data.test_masks is not None
+    for images, labels, masks in (
+        (data.train_images, data.train_labels, data.train_masks),
+        (data.test_images, data.test_labels, data.test_masks),
+    ):
+        assert masks.shape == (len(images), 16, 16)
+        assert not masks[labels == 0].any()
+        for image, mask in zip(images[labels == 1], masks[labels == 1], strict=True):
+            column = int(image[0, 0, 0]) - 100
+            np.testing.assert_array_equal(mask, box_array((0, 16, column, column + 1)))
+    assert int(data.test_labels.sum()) >= 1 and int(data.train_labels.sum()) >= 1
+    (tmp_path / "masks" / "003_mask.png").unlink()
+    with pytest.raises(DataError, match=r"masks/003_mask\.png: no mask for the defect image"):
+        load_normal_anomaly(tmp_path)
+    assert load_normal_anomaly(tmp_path, masks="ignore").test_masks is None
+
+
+def test_load_dataset_passes_masks(masked_mvtec, idx_dir):
+    assert load_dataset("mvtec", masked_mvtec).test_masks is not None
+    assert load_dataset("mvtec", masked_mvtec, masks="ignore").test_masks is None
+    assert load_dataset("idx", idx_dir).test_masks is None
+    with pytest.raises(ConfigError, match="idx has no ground-truth masks"):
+        load_dataset("idx", idx_dir, masks="required")
+
+
+def test_masks_follow_the_exif_orientation_of_their_image(tmp_path):
+    """A photo stored 20x16 but turned by EXIF is 16x20 as shown, and so must its mask be."""
+    fill(tmp_path / "normal", 3)
+    turned = Image.new("L", (20, 16), 200)
+    exif = turned.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees
+    (tmp_path / "anomaly").mkdir()
+    turned.save(tmp_path / "anomaly" / "photo.jpg", format="JPEG", exif=exif)
+    save_mask(tmp_path / "masks" / "photo_mask.png", (0, 20, 0, 4), size=(16, 20))
+    data = load_normal_anomaly(tmp_path, image_size=16, anomaly_test_fraction=1.0)
+    assert data.test_masks is not None and data.test_masks[data.test_labels == 1].any()
+    save_mask(tmp_path / "masks" / "photo_mask.png", (0, 16, 0, 4), size=(20, 16))
+    with pytest.raises(DataError, match=r"the mask is 20x16 pixels but its image .* is 16x20"):
+        load_normal_anomaly(tmp_path, image_size=16, anomaly_test_fraction=1.0)

@@ -172,3 +172,48 @@ def test_two_process_ddp_trains_and_rank_zero_evaluates(method, idx_dir, tmp_pat
         detector = Detector.load(class_dir / "ddp" / "model.pt")
         n_train = len(np.load(class_dir / "ddp" / "split.npz")["train_indices"])
         assert len(detector.model_.normal_bank) + len(detector.model_.anomaly_bank) == n_train
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_two_nodes_share_one_run_directory(idx_dir, tmp_path):
+    """Two "nodes" (NODE_RANK 0 and 1) on 127.0.0.1 with one shared output directory, as on a
+    cluster with a shared filesystem: rank 0 owns the run directory, node 1 neither creates
+    nor refuses it, and both finish."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    env["MASTER_PORT"] = str(_free_port())
+    env.pop("ANOMALIA_RUN_DIR", None)
+    argv = [sys.executable, "-m", "anomalia.cli", *train_args(idx_dir, tmp_path, "shared-run", 2)]
+    argv += ["--devices", "1", "--num-nodes", "2", "--strategy", "ddp", "--method", "knn"]
+    nodes = [
+        subprocess.Popen(
+            argv,
+            env={**env, "NODE_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:  # never leave a node behind, whatever happened
+            if node.poll() is None:
+                node.kill()
+                node.wait()
+    for node, (_, err) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, err[-3000:]
+    class_dir = tmp_path / "knn" / "idx" / "class0"
+    assert [p.name for p in class_dir.iterdir()] == ["shared-run"]
+    assert not (tmp_path / ".ddp-worker").exists()
+    info = json.loads((class_dir / "shared-run" / "run.json").read_text())
+    assert info["status"] == "finished" and info["world_size"] == 2
+    assert sum(out.count("run directory:") for out, _ in outputs) == 1  # rank 0 reports
+    assert main(["evaluate", str(class_dir / "shared-run"), "--accelerator", "cpu"]) == 0

@@ -94,7 +94,8 @@ def run_dir(idx_dir, tmp_path_factory):
 def test_run_report_is_self_contained(run_dir):
     path = write_report(run_dir)
     text = path.read_text()
-    assert text.count("data:image/png;base64,") == 3
+    # roc, score histogram, reconstructions and anomaly maps (the autoencoder makes maps)
+    assert text.count("data:image/png;base64,") == 4
     assert "http://" not in text and "https://" not in text
     assert "<script" not in text
     assert "AUROC" in text and "normal_class: 0" in text
@@ -103,7 +104,7 @@ def test_run_report_is_self_contained(run_dir):
 @needs_browser
 def test_run_report_renders_in_chromium(run_dir):
     loaded, console = render(write_report(run_dir))
-    assert loaded == ("3", "3")
+    assert loaded == ("4", "4")  # every plot of the run decodes, the anomaly maps included
     assert console == []
 
 

@@ -43,11 +43,14 @@ from anomalia.methods import get_method
 from anomalia.rundir import RunDir
 from anomalia.utils import atomic_open, write_csv
 
-RESULT_FIELDS = [
+#: Columns every row has; files written before localisation have exactly these.
+REQUIRED_FIELDS = [
     "cell", "method", "dataset", "normal_class", "anomaly_ratio", "n_known_anomaly_classes",
     "seed", "known_anomaly_classes", "auroc", "auprc", "mean_score_normal",
     "mean_score_anomaly", "f1", "run_dir",
 ]  # fmt: skip
+#: ... and the pixel metrics, empty where the test set has no masks or the method no maps.
+RESULT_FIELDS = [*REQUIRED_FIELDS, "pixel_auroc", "aupro"]
 
 
 @dataclass
@@ -176,7 +179,10 @@ def read_results(path: Path) -> list[dict[str, str]]:
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]
     rows = list(csv.DictReader(lines))
-    return [r for r in rows if None not in r and all(r.get(f) is not None for f in RESULT_FIELDS)]
+    complete = [
+        r for r in rows if None not in r and all(r.get(f) is not None for f in REQUIRED_FIELDS)
+    ]
+    return [{**dict.fromkeys(RESULT_FIELDS, ""), **r} for r in complete]
 
 
 def merge_results(config: BenchmarkConfig, paths: list[str | Path]) -> tuple[int, int]:
@@ -194,7 +200,7 @@ def merge_results(config: BenchmarkConfig, paths: list[str | Path]) -> tuple[int
             raise DataError(f"{path}: no such file; pass the results.csv of another machine")
         with path.open(newline="") as handle:
             header = next(csv.reader(handle), [])
-        if header != RESULT_FIELDS:
+        if header not in (RESULT_FIELDS, REQUIRED_FIELDS):
             raise DataError(
                 f"{path} is not a results.csv written by `anomalia benchmark` (its columns are "
                 f"{','.join(header) or 'missing'})"
@@ -221,6 +227,7 @@ def _row(cell: Cell, run_dir: Path, metrics: dict[str, Any], known: list[int]) -
         "mean_score_normal": f"{metrics['mean_score_normal']:.6g}",
         "mean_score_anomaly": f"{metrics['mean_score_anomaly']:.6g}",
         "f1": f"{metrics['f1']:.6f}", "run_dir": run_dir.as_posix(),
+        **{k: f"{metrics[k]:.6f}" if k in metrics else "" for k in ("pixel_auroc", "aupro")},
     }  # fmt: skip
 
 

@@ -129,6 +129,12 @@ class DataConfig(Validated):
         help="image folders only: resize images to this square side (default: kept when all "
         "share one square size, else 64)",
     )
+    masks: Literal["auto", "required", "ignore"] = param(
+        "auto",
+        help="image folders only: ground-truth masks of the defects (ground_truth/ in MVTec's "
+        "layout, masks/ beside normal/ and anomaly/): auto reads them when that folder exists, "
+        "required stops without it, ignore never reads them",
+    )
     skip_bad_images: bool = param(
         False,
         help="image folders only: leave unreadable files out (listed in skipped_images.txt) "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from anomalia.config import RunConfig, from_dict, to_dict
 from anomalia.data import (
@@ -27,10 +28,11 @@ from anomalia.data import (
 )
 from anomalia.detector import Detector
 from anomalia.errors import ConfigError, DataError
-from anomalia.evaluation import evaluate_scores, flag
+from anomalia.evaluation import aupro, evaluate_scores, flag, pixel_auroc
 from anomalia.export import export_onnx
 from anomalia.methods import get_method
 from anomalia.reporting import (
+    anomaly_map_figure,
     overlay,
     reconstruction_grid_figure,
     roc_figure,
@@ -67,6 +69,7 @@ def prepare_data(config: RunConfig) -> tuple[ImageData, Split]:
         config.data.download,
         image_size=config.data.image_size,
         skip_bad_images=config.data.skip_bad_images,
+        masks=config.data.masks,
         test_fraction=config.data.test_fraction,
         anomaly_test_fraction=config.data.anomaly_test_fraction,
     )
@@ -102,6 +105,8 @@ def write_plots(
         score_histogram_figure(split.test_labels, scores, threshold, title=title),
         run.plot_path("score_histogram.png"),
     )
+    if detector.has_maps:
+        save_figure(map_figure(detector, data, split, scores), run.plot_path("anomaly_maps.png"))
     if not detector.can_reconstruct:
         return
     rng = np.random.default_rng(0)
@@ -114,6 +119,21 @@ def write_plots(
     save_figure(reconstruction_grid_figure(groups), run.plot_path("reconstructions.png"))
 
 
+def map_figure(
+    detector: Detector, data: ImageData, split: Split, scores: np.ndarray, n_images: int = 6
+) -> Figure:
+    """Image, anomaly-map overlay and (when known) ground-truth mask of the most and of the
+    least anomalous test images; only their maps are computed."""
+    order = np.argsort(scores, kind="stable")
+    groups = []
+    for name, picked in (("most anomalous", order[::-1][:n_images]), ("least", order[:n_images])):
+        rows = split.test_indices[picked]
+        images = data.test_images[rows]
+        masks = data.test_masks[rows] if data.test_masks is not None else None
+        groups.append((name, images / 255.0, detector.anomaly_maps(images), masks, scores[picked]))
+    return anomaly_map_figure(groups, scale=detector.map_scale_)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -124,9 +144,28 @@ RUN_DIR_ENV = "ANOMALIA_RUN_DIR"
 
 
 def is_leader_process() -> bool:
-    """False in the extra processes of a multi-process (DDP) launch."""
-    rank = os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
-    return rank == "0"
+    """False in every process of a multi-process (DDP) launch but global rank 0.
+
+    ``RANK`` is set in the processes a launcher started; the process a user starts on each
+    node has only ``NODE_RANK`` (and ``LOCAL_RANK`` 0), so node 1's first process is not a
+    leader either.
+    """
+    rank = os.environ.get("RANK")
+    if rank is not None:
+        return rank == "0"
+    return os.environ.get("NODE_RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+def _follower_run_dir(config: RunConfig) -> RunDir:
+    """Where a process other than rank 0 trains: the leader's run directory when it can be
+    known (inherited from the leader on one machine, or named with ``--name`` on shared
+    storage); the follower never creates or checks it. Lightning writes checkpoints and logs
+    from rank 0 only."""
+    if RUN_DIR_ENV in os.environ:
+        return RunDir(os.environ[RUN_DIR_ENV])
+    if config.name:
+        return RunDir(RunDir.parent_for(config) / config.name)
+    return RunDir(Path(config.output_dir) / ".ddp-worker")
 
 
 def run_experiment(config: RunConfig) -> RunResult:
@@ -139,8 +178,7 @@ def run_experiment(config: RunConfig) -> RunResult:
     config = resolve_config(config)
     data, split = prepare_data(config)
     if not is_leader_process():
-        path = os.environ.get(RUN_DIR_ENV, Path(config.output_dir) / ".ddp-worker")
-        return _train_and_evaluate(config, RunDir(path), data, split, info=None)
+        return _train_and_evaluate(config, _follower_run_dir(config), data, split, info=None)
     run = RunDir.create(config)
     os.environ[RUN_DIR_ENV] = str(run)
     run.write_config(config)
@@ -203,11 +241,23 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 def _test_metrics(
     detector: Detector, data: ImageData, split: Split
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """(scores, metrics) of the test split."""
-    scores = detector.decision_function(data.test_images[split.test_indices])
+    """(scores, metrics) of the test split; with ground-truth masks and a method that makes
+    maps, the pixel metrics too, from the same forward pass as the scores (the maps of the
+    whole test split are held in memory for them: N x S x S floats)."""
+    images = data.test_images[split.test_indices]
+    pixels = data.test_masks is not None and detector.has_maps
+    if pixels:
+        scores, maps = detector.score_with_maps(images)
+    else:
+        scores = detector.decision_function(images)
     classes = data.test_labels[split.test_indices]
     metrics = evaluate_scores(split.test_labels, scores, detector.threshold_, classes=classes)
     metrics["threshold_rule"] = detector.threshold_rule_
+    if pixels:
+        assert data.test_masks is not None  # for mypy: checked above
+        masks = data.test_masks[split.test_indices]
+        metrics["pixel_auroc"] = pixel_auroc(masks, maps)
+        metrics["aupro"] = aupro(masks, maps)
     return scores, metrics
 
 

@@ -40,6 +40,9 @@ class BadImageError(DataError):
 def probe_image(path: str | Path) -> tuple[tuple[int, int], str]:
     """(width, height) and Pillow mode of an image, from its header (pixels are not decoded).
 
+    The size is the one :func:`load_image` sees: width and height are swapped when the EXIF
+    orientation turns the image by 90 degrees.
+
     Raises:
         BadImageError: the file cannot be opened as a supported image.
     """
@@ -48,9 +51,21 @@ def probe_image(path: str | Path) -> tuple[tuple[int, int], str]:
     path = Path(path)
     try:
         with Image.open(path, formats=SUPPORTED_FORMATS) as image:
-            return (int(image.width), int(image.height)), str(image.mode)
+            return _displayed_size(image), str(image.mode)
     except Exception as err:  # Pillow raises many types for broken files
         raise BadImageError(path, _reason(err)) from err
+
+
+#: EXIF orientations (tag 274) that turn an image by 90 or 270 degrees.
+_TURNED_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+def _displayed_size(image: Any) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, as ``ImageOps.exif_transpose`` would give."""
+    width, height = int(image.width), int(image.height)
+    if image.getexif().get(274) in _TURNED_ORIENTATIONS:
+        return height, width
+    return width, height
 
 
 def channels_mode(modes: Iterable[str]) -> str:
@@ -89,6 +104,40 @@ def load_image(path: str | Path, mode: str, image_size: int) -> np.ndarray:
     if pixels.ndim == 2:  # (H, W) -> (1, H, W)
         return pixels[None].copy()
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
+
+
+def load_mask(path: str | Path, image_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode a ground-truth mask: (uint8 (image_size, image_size) in {0, 1}, its (width,
+    height) before resizing).
+
+    A pixel is a defect pixel (1) when its value is above 0. Single-band masks (1-bit, 8-bit,
+    16-bit, 32-bit or float) are compared as stored, so a 16-bit or float mask holding 1 for
+    defects counts; any other mode (RGB, palette, with alpha) is converted to grayscale ``"L"``
+    first. EXIF orientation is applied as for images, and the mask is resized with
+    nearest-neighbour resampling, so it stays binary and defects keep their edges.
+
+    Raises:
+        DataError: the file cannot be decoded as a PNG, JPEG, BMP or TIFF image.
+    """
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    try:
+        with Image.open(path, formats=SUPPORTED_FORMATS) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened) or opened
+            if len(image.getbands()) != 1 or image.mode == "P":
+                image = image.convert("L")
+            size = (int(image.width), int(image.height))
+            binary = Image.fromarray((np.asarray(image) > 0).astype(np.uint8))
+            if size != (image_size, image_size):
+                binary = binary.resize((image_size, image_size), Image.Resampling.NEAREST)
+            return np.asarray(binary, dtype=np.uint8).copy(), size
+    except Exception as err:  # Pillow raises many types for broken files
+        raise DataError(
+            f"{path}: this mask is not a readable PNG, JPEG, BMP or TIFF image ({_reason(err)}); "
+            "replace it, or read no masks (masks='ignore')"
+        ) from err
 
 
 def _to_8bit(image: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 from anomalia.data.cifar import load_cifar10
 from anomalia.data.fetch import find_or_download, verify_checksums
-from anomalia.data.folders import load_mvtec, load_normal_anomaly
+from anomalia.data.folders import MASK_MODES, MaskMode, load_mvtec, load_normal_anomaly
 from anomalia.data.idx import read_idx_dataset
 from anomalia.data.types import CIFAR_LAYOUT, FOLDER_LAYOUT, DatasetSpec, ImageData
 from anomalia.errors import ConfigError, DataError
@@ -130,6 +130,7 @@ def load_dataset(
     skip_bad_images: bool = False,
     test_fraction: float = 0.2,
     anomaly_test_fraction: float = 0.5,
+    masks: MaskMode = "auto",
 ) -> ImageData:
     """Find (or fetch), verify and read a dataset.
 
@@ -143,12 +144,18 @@ def load_dataset(
             ``skipped_files``) instead of raising.
         test_fraction: ``folder`` dataset only: share of normal images in the test set.
         anomaly_test_fraction: ``folder`` dataset only: share of anomalies in the test set.
+        masks: image-folder datasets only: when to read ground-truth masks, ``"auto"`` (when
+            the mask folder exists), ``"required"`` or ``"ignore"`` (see
+            :mod:`anomalia.data.folders`); other datasets have none and accept any mode.
 
     Raises:
         DataError: no copy found and none could be fetched, or a file fails verification.
-        ConfigError: ``image_size`` given for a dataset that is not read from image folders.
+        ConfigError: ``image_size`` or ``masks="required"`` given for a dataset that is not
+            read from image folders, or ``masks`` is not a known mode.
     """
     spec = get_dataset_spec(name)
+    if masks not in MASK_MODES:
+        raise ConfigError(f"masks must be one of {', '.join(MASK_MODES)}, got {masks!r}")
     if spec.reads_image_folders:
         return _load_image_folders(
             spec,
@@ -157,6 +164,12 @@ def load_dataset(
             skip_bad_images=skip_bad_images,
             test_fraction=test_fraction,
             anomaly_test_fraction=anomaly_test_fraction,
+            masks=masks,
+        )
+    if masks == "required":
+        raise ConfigError(
+            f"masks='required': {spec.name} has no ground-truth masks; only the image-folder "
+            "datasets (mvtec, folder) can have them"
         )
     if image_size is not None:
         raise ConfigError(
@@ -180,6 +193,9 @@ def _load_image_folders(
         raise DataError(f"dataset {spec.name!r} reads your own image folders: pass --data-dir DIR")
     if spec.name == MVTEC.name:
         return load_mvtec(
-            data_dir, image_size=options["image_size"], skip_bad_images=options["skip_bad_images"]
+            data_dir,
+            image_size=options["image_size"],
+            skip_bad_images=options["skip_bad_images"],
+            masks=options["masks"],
         )
     return load_normal_anomaly(data_dir, **options)

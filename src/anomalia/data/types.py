@@ -68,6 +68,12 @@ class ImageData:
 
     ``skipped_files`` lists the unreadable files an image-folder dataset left out
     (``skip_bad_images``).
+
+    ``test_masks`` and ``train_masks`` are the ground-truth defect masks of image-folder
+    datasets (see :mod:`anomalia.data.folders`): uint8 (N, S, S) in {0, 1} (1 = defect pixel),
+    row i belonging to image i of ``test_images`` / ``train_images``, resized to the images' side
+    S with nearest-neighbour resampling; all zeros for normal images. ``None`` where the masks are
+    unknown: datasets without masks, masks not read, or training defects that came without any.
     """
 
     name: str
@@ -78,6 +84,8 @@ class ImageData:
     class_names: tuple[str, ...]
     source: str
     skipped_files: list[str] = field(default_factory=list)
+    test_masks: np.ndarray | None = None
+    train_masks: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:

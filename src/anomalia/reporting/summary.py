@@ -140,7 +140,30 @@ def summary_tables(rows: Rows, dataset: str = "fashion_mnist") -> list[Table]:
                 with_one_class_published=dataset == "fashion_mnist" and ratio == 0,
             )
         )
-    return tables
+    localisation = localisation_table(rows)
+    return tables + ([localisation] if localisation else [])
+
+
+def localisation_table(rows: Rows) -> Table | None:
+    """Where the rows have pixel metrics (test sets with ground-truth masks): image AUROC,
+    pixel AUROC and AUPRO (percent, mean over classes and seeds) per protocol and method."""
+    with_pixels = [r for r in rows if r.get("pixel_auroc")]
+    if not with_pixels:
+        return None
+    groups: dict[tuple[float, int | None, str], list[dict[str, str]]] = defaultdict(list)
+    for r in with_pixels:
+        ratio, known = _protocol(r)
+        groups[(ratio, known, r["method"])].append(r)
+    body = []
+    for (ratio, known, method), group in sorted(groups.items(), key=lambda g: str(g[0])):
+        means = [np.mean([float(r[k]) for r in group]) for k in ("auroc", "pixel_auroc", "aupro")]
+        shown = [f"{100 * m:.1f}" for m in means]
+        body.append((_protocol_name(ratio, known), method, *shown))
+    return Table(
+        ["protocol", "method", "image AUROC", "pixel AUROC", "AUPRO (FPR <= 0.3)"],
+        body,
+        title="Localisation (test images with ground-truth masks)",
+    )
 
 
 def summary_markdown(rows: Rows, dataset: str = "fashion_mnist") -> str:
