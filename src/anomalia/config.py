@@ -214,6 +214,12 @@ class TrainConfig(Validated):
         help="where per-epoch metrics are logged: csv (the run's logs/metrics.csv, always "
         "written), tensorboard, mlflow",
     )
+    augment: Literal["none", "light", "strong"] = param(
+        "none",
+        help="augmentation of the training batches (never of validation or scoring): none; "
+        "light (small shifts, turns and scaling, slight colour jitter); strong (larger affine, "
+        "strong colour jitter, grayscale, blur, noise); no flips",
+    )
     eval_batch_size: int = param(512, ge=1, help="images per batch when scoring")
     threshold_quantile: float = param(
         0.95,

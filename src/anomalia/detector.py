@@ -161,6 +161,7 @@ class Detector:
                 "lr": train_cfg.lr,
                 "betas": list(train_cfg.betas),
                 "weight_decay": train_cfg.weight_decay,
+                "augment": train_cfg.augment,
             },
         )
         sampler = BalancedBatchSampler(

@@ -11,6 +11,7 @@ from anomalia.data.image_files import (
     load_mask,
 )
 from anomalia.data.images import TensorImageDataset, collate_batch, to_image_tensor
+from anomalia.data.photo import PhotoStyle, render_photo_like, write_photo_like
 from anomalia.data.protocol import Split, make_split
 from anomalia.data.registry import available_datasets, get_dataset_spec, load_dataset
 from anomalia.data.sampler import BalancedBatchSampler
@@ -24,6 +25,7 @@ __all__ = [
     "DatasetSpec",
     "ImageData",
     "MaskMode",
+    "PhotoStyle",
     "Split",
     "TensorImageDataset",
     "available_datasets",
@@ -39,7 +41,9 @@ __all__ = [
     "load_normal_anomaly",
     "make_split",
     "read_idx",
+    "render_photo_like",
     "to_image_tensor",
     "write_defect_dataset",
     "write_idx",
+    "write_photo_like",
 ]

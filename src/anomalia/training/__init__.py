@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from anomalia.training.augment import AUGMENT_PRESETS, BatchAugmenter, build_augmenter
 from anomalia.training.autoencoder import AutoencoderModule
 from anomalia.training.base import AnomalyModule
 from anomalia.training.classifier import ClassifierModule
@@ -12,13 +13,16 @@ from anomalia.training.knn import KnnModule
 from anomalia.training.trainer import build_trainer, fit, quiet_lightning
 
 __all__ = [
+    "AUGMENT_PRESETS",
     "AnomalyModule",
     "AutoencoderModule",
+    "BatchAugmenter",
     "ClassifierModule",
     "DeepSADModule",
     "DualGanModule",
     "GanModule",
     "KnnModule",
+    "build_augmenter",
     "build_trainer",
     "fit",
     "quiet_lightning",

@@ -4,11 +4,16 @@ Subclasses name their method's config class (``config_class``) and implement
 ``training_step`` (the update); the base builds ``self.config`` and ``self.model``, the
 :class:`~anomalia.models.common.ScoringModel` the detector scores with alone, so anything used
 only in training (discriminators) stays out of the scoring path.
+
+Training batches are augmented here too (``optim["augment"]``, see
+:mod:`anomalia.training.augment`), after they reach the training device and before any
+``training_step`` sees them; validation and scoring batches never are.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, ClassVar
 
 import lightning as L
@@ -18,6 +23,7 @@ from anomalia.config import from_dict
 from anomalia.errors import TrainingError
 from anomalia.evaluation import auroc
 from anomalia.models.common import ModelConfig, ScoringModel
+from anomalia.training.augment import BatchAugmenter, batch_seed, build_augmenter
 
 
 class AnomalyModule(L.LightningModule):
@@ -27,7 +33,8 @@ class AnomalyModule(L.LightningModule):
         in_channels: image channels.
         image_size: image side.
         model: the method's config as a plain dict (validated by its dataclass).
-        optim: optimizer settings: ``lr``, ``betas``, ``weight_decay``.
+        optim: optimizer settings: ``lr``, ``betas``, ``weight_decay``; and ``augment``, the
+            training batches' augmentation preset (default ``none``).
     """
 
     config_class: ClassVar[type[ModelConfig]]
@@ -46,6 +53,36 @@ class AnomalyModule(L.LightningModule):
         self._term_count = 0
         self.config = from_dict(self.config_class, model, prefix="model.")
         self.model = self.config.build(in_channels, image_size)
+        preset = optim.get("augment", "none")
+        self.augmenter = self._build_augmenter(preset, in_channels, image_size)
+
+    def _build_augmenter(
+        self, preset: str, in_channels: int, image_size: int
+    ) -> BatchAugmenter | None:
+        augmenter = build_augmenter(preset, in_channels, image_size)
+        if augmenter is None:
+            return None  # "none": no random number drawn, every seeded result unchanged
+        if not any(p.requires_grad for p in self.model.parameters()):
+            warnings.warn(
+                f"train.augment={preset!r} has no effect: {type(self.model).__name__} has no "
+                "trainable weights, it learns nothing from training batches",
+                stacklevel=3,
+            )
+            return None
+        # The seed the detector has just given torch (read, not drawn: the weights of every
+        # network a subclass builds stay what they are without augmentation).
+        self._augment_seed = torch.initial_seed()
+        return augmenter
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches (on their device, under a seed of their own); nothing else."""
+        if self.augmenter is None or self._trainer is None or not self.trainer.training:
+            return batch
+        x, targets = batch
+        # the index of this batch in its epoch: Lightning counts it as ready just after this hook
+        batch_idx = self.trainer.fit_loop.epoch_loop.batch_idx + 1
+        seed = batch_seed(self._augment_seed, self.current_epoch, batch_idx, self.global_rank)
+        return self.augmenter(x, seed), targets
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Anomaly score (B,), higher = more anomalous."""
