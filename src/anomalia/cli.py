@@ -260,6 +260,88 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("directory", metavar="DIR")
     report.add_argument("--output", metavar="FILE", help="where to write (default DIR/report.html)")
+    serve = sub.add_parser(
+        "serve",
+        help="serve a trained run or an ONNX model over HTTP",
+        description="Score images over HTTP: POST /score (multipart files, or one image as the "
+        "body), a page at / to drop images on, /health, /ready, /metrics (Prometheus) and the "
+        "OpenAPI docs at /docs. MODEL is a run directory, its model.pt, or a model.onnx written "
+        "by anomalia export (served with onnxruntime, without torch). Requests arriving together "
+        "are scored in one batch. Needs pip install 'anomalia[serve]'. See docs/serving.md.",
+    )
+    serve.add_argument("model", metavar="MODEL", help="run directory, model.pt or model.onnx")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; any other address "
+        "makes the service reachable from other machines, with a warning)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--max-batch",
+        type=int,
+        default=32,
+        help="images scored together at most; requests arriving together share a batch "
+        "(default 32)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="batches scored at once, each in its own thread, with one copy of the model "
+        "(default 1)",
+    )
+    serve.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=2.0,
+        help="how long a batch waits for more requests after its first (default 2)",
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=int,
+        default=256,
+        help="requests waiting to be scored at most; beyond it /score answers 503 (default 256)",
+    )
+    serve.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=16 * 2**20,
+        help="largest request body accepted, 413 beyond it (default 16777216 = 16 MiB)",
+    )
+    serve.add_argument(
+        "--max-images-per-request",
+        type=int,
+        default=64,
+        help="most images in one request, 413 beyond it (default 64)",
+    )
+    serve.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=25_000_000,
+        help="largest image (width x height) decoded, 413 beyond it (default 25000000)",
+    )
+    serve.add_argument(
+        "--api-key",
+        help="require this key on /score (Authorization: Bearer KEY or X-API-Key: KEY); "
+        "default: $ANOMALIA_API_KEY, else no key. The environment variable keeps the key out "
+        "of the process list",
+    )
+    serve.add_argument(
+        "--accelerator", default="auto", help="device to score a run on (default auto)"
+    )
+    serve.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads one scoring call uses (torch or onnxruntime; default: one per core). "
+        "On a busy or small machine, 1 per worker is often much faster",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (default info)",
+    )
     return parser
 
 
@@ -405,6 +487,34 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from anomalia.serve.server import run_server
+    from anomalia.serve.settings import ServeSettings
+
+    settings = ServeSettings(
+        max_batch=args.max_batch,
+        n_workers=args.workers,
+        batch_wait_ms=args.batch_wait_ms,
+        max_queue=args.max_queue,
+        max_request_bytes=args.max_request_bytes,
+        max_images_per_request=args.max_images_per_request,
+        max_image_pixels=args.max_image_pixels,
+        api_key=args.api_key or os.environ.get("ANOMALIA_API_KEY") or None,
+    )
+    run_server(
+        args.model,
+        settings,
+        host=args.host,
+        port=args.port,
+        accelerator=args.accelerator,
+        n_threads=args.threads,
+        log_level=args.log_level,
+    )
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from anomalia.data import available_datasets
     from anomalia.methods import METHODS
@@ -439,6 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "list": _cmd_list,
         "predict": _cmd_predict,
         "export": _cmd_export,
+        "serve": _cmd_serve,
     }[args.command]
     try:
         return command(args)
