@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -123,9 +123,7 @@ class DetectorScorer:
 
     def anomaly_maps(self, images: np.ndarray) -> np.ndarray:
         _check_batch(images, self.info)
-        # Detector.anomaly_maps comes with the methods that make maps (has_maps); the cast keeps
-        # this line type-checked whether or not this checkout's Detector has it yet.
-        return np.asarray(cast(Any, self.detector).anomaly_maps(images), dtype=np.float32)
+        return np.asarray(self.detector.anomaly_maps(images), dtype=np.float32)
 
 
 class OnnxScorer:
