@@ -40,6 +40,14 @@ from anomalia.config import (
 from anomalia.errors import ConfigError, DataError
 from anomalia.experiment import resolve_config, resume_experiment, run_experiment
 from anomalia.methods import get_method
+from anomalia.reporting import save_figure
+from anomalia.reporting.summary import (
+    method_stats,
+    per_class_figure,
+    ratio_figure,
+    read_result_rows,
+    summary_markdown,
+)
 from anomalia.rundir import RunDir
 from anomalia.utils import atomic_open, write_csv
 
@@ -171,18 +179,10 @@ def cell_run_dir(config: BenchmarkConfig, cell: Cell) -> RunDir:
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
-    """Rows of ``results.csv``; a torn last line (a kill mid-write) is dropped."""
-    if not path.is_file():
-        return []
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines = lines[:-1]
-    rows = list(csv.DictReader(lines))
-    complete = [
-        r for r in rows if None not in r and all(r.get(f) is not None for f in REQUIRED_FIELDS)
-    ]
-    return [{**dict.fromkeys(RESULT_FIELDS, ""), **r} for r in complete]
+    """Rows of ``results.csv`` with every column (the pixel metrics empty in rows written
+    before them); a torn last line (a kill mid-write) is dropped."""
+    rows = read_result_rows(path, REQUIRED_FIELDS)
+    return [{**dict.fromkeys(RESULT_FIELDS, ""), **r} for r in rows]
 
 
 def merge_results(config: BenchmarkConfig, paths: list[str | Path]) -> tuple[int, int]:
@@ -430,14 +430,6 @@ def estimate_seconds_left(
 
 def write_summary(config: BenchmarkConfig) -> Path:
     """Write ``summary.md``, ``summary.csv`` and plots from ``results.csv``; returns summary.md."""
-    from anomalia.reporting import save_figure
-    from anomalia.reporting.summary import (
-        method_stats,
-        per_class_figure,
-        ratio_figure,
-        summary_markdown,
-    )
-
     directory = config.directory
     rows = read_results(directory / "results.csv")
     if not rows:

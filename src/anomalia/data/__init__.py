@@ -1,4 +1,12 @@
-"""Data layer: readers, the experiment protocol and samplers. Knows nothing about models."""
+"""Data layer: readers, the experiment protocol and samplers. Knows nothing about models.
+
+The torch-based parts (the dataset wrapper, collation, the batch sampler) are imported on first
+use, so reading and converting image files (:mod:`anomalia.data.image_files`, used by the ONNX
+serving path) does not import torch.
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from anomalia.data.fetch import download
 from anomalia.data.folders import MASK_MODES, MaskMode, load_mvtec, load_normal_anomaly
@@ -10,13 +18,29 @@ from anomalia.data.image_files import (
     load_image,
     load_mask,
 )
-from anomalia.data.images import TensorImageDataset, collate_batch, to_image_tensor
 from anomalia.data.photo import PhotoStyle, render_photo_like, write_photo_like
 from anomalia.data.protocol import Split, make_split
 from anomalia.data.registry import available_datasets, get_dataset_spec, load_dataset
-from anomalia.data.sampler import BalancedBatchSampler
 from anomalia.data.synthetic import write_defect_dataset
 from anomalia.data.types import DatasetSpec, ImageData
+
+if TYPE_CHECKING:
+    from anomalia.data.images import TensorImageDataset, collate_batch, to_image_tensor
+    from anomalia.data.sampler import BalancedBatchSampler
+
+_TORCH_PARTS = {
+    "TensorImageDataset": "anomalia.data.images",
+    "collate_batch": "anomalia.data.images",
+    "to_image_tensor": "anomalia.data.images",
+    "BalancedBatchSampler": "anomalia.data.sampler",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_PARTS:
+        return getattr(importlib.import_module(_TORCH_PARTS[name]), name)
+    raise AttributeError(f"module 'anomalia.data' has no attribute {name!r}")
+
 
 __all__ = [
     "IMAGE_SUFFIXES",

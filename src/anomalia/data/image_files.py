@@ -88,19 +88,32 @@ def load_image(path: str | Path, mode: str, image_size: int) -> np.ndarray:
     Raises:
         BadImageError: the file cannot be decoded (truncated, corrupt, not a supported image).
     """
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     path = Path(path)
     try:
         with Image.open(path, formats=SUPPORTED_FORMATS) as opened:
             opened.load()
-            image = ImageOps.exif_transpose(opened) or opened
-            image = _to_8bit(image).convert(mode)
-            if image.size != (image_size, image_size):
-                image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
+            return convert_image(opened, mode, image_size)
     except Exception as err:  # Pillow raises many types for broken files
         raise BadImageError(path, _reason(err)) from err
+
+
+def convert_image(image: Any, mode: str, image_size: int) -> np.ndarray:
+    """A loaded Pillow image as uint8 (C, image_size, image_size), converted like training
+    data: EXIF orientation applied, 16-bit and float images scaled to 8 bits, converted to
+    ``mode`` (``"L"`` or ``"RGB"``), resized bilinearly. Shared by files and the HTTP service.
+
+    Raises:
+        ValueError, OSError: Pillow cannot convert the image's mode.
+    """
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(image) or image
+    image = _to_8bit(image).convert(mode)
+    if image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    pixels = np.asarray(image, dtype=np.uint8)
     if pixels.ndim == 2:  # (H, W) -> (1, H, W)
         return pixels[None].copy()
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)

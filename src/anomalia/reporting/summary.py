@@ -30,16 +30,21 @@ SUMMARY_FIELDS = (
 )  # fmt: skip
 
 
-def read_result_rows(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a benchmark's ``results.csv`` that hold every :data:`SUMMARY_FIELDS` column; a
-    torn last line (a kill mid-write) is dropped."""
-    lines = Path(path).read_text().splitlines(keepends=True)
+def read_result_rows(
+    path: str | Path, required: Sequence[str] = SUMMARY_FIELDS
+) -> list[dict[str, str]]:
+    """Rows of a benchmark's ``results.csv`` that hold every ``required`` column (none when
+    the file does not exist); a torn last line (a kill mid-write) is dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]
     return [
         r
         for r in csv.DictReader(lines)
-        if None not in r and all(r.get(f) is not None for f in SUMMARY_FIELDS)
+        if None not in r and all(r.get(f) is not None for f in required)
     ]
 
 

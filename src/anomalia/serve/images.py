@@ -1,12 +1,12 @@
 """Images from request bytes, converted like training data; anomaly maps rendered as PNG.
 
-:func:`decode_image` mirrors :func:`anomalia.data.image_files.load_image` step by step (EXIF
-orientation, 16-bit and float images scaled to 8 bits, the detector's channels, bilinear
-resizing) for bytes instead of a path. It is a copy, not an import, because importing
-``anomalia.data`` imports torch, which the ONNX serving path does without; a test checks that
-both give the same pixels. On top, it refuses what a server must not decode: an empty body, a
-format other than PNG, JPEG, BMP or TIFF, and images beyond a pixel limit (before their pixels
-are decoded, so a small file declaring a huge image costs nothing).
+:func:`decode_image` converts bytes exactly as :func:`anomalia.data.image_files.load_image`
+converts files (both call :func:`~anomalia.data.image_files.convert_image`: EXIF orientation,
+16-bit and float images scaled to 8 bits, the detector's channels, bilinear resizing); that
+module does not import torch, so the ONNX serving path stays without it. On top, it refuses
+what a server must not decode: an empty body, a format other than PNG, JPEG, BMP or TIFF, and
+images beyond a pixel limit (before their pixels are decoded, so a small file declaring a huge
+image costs nothing).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-#: As ``anomalia.data.image_files.SUPPORTED_FORMATS``.
-SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
+from anomalia.data.image_files import SUPPORTED_FORMATS, convert_image
+
 #: Content types ``/score`` accepts as a raw image body (and for multipart parts, with
 #: ``application/octet-stream`` and none, which browsers and curl send for unknown files).
 IMAGE_CONTENT_TYPES = frozenset(
@@ -46,7 +46,7 @@ def decode_image(data: bytes, *, mode: str, image_size: int, max_pixels: int) ->
             than ``max_pixels`` pixels, 415 a format other than PNG, JPEG, BMP or TIFF, 422 an
             image mode that cannot be converted to ``mode``.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ImageRejectedError(400, "empty_image", "the image is empty (0 bytes)")
@@ -64,19 +64,14 @@ def decode_image(data: bytes, *, mode: str, image_size: int, max_pixels: int) ->
                         f"limit of {max_pixels} (anomalia serve --max-image-pixels)",
                     )
                 opened.load()
-                image = ImageOps.exif_transpose(opened) or opened
-                source_mode = image.mode
                 try:
-                    image = _to_8bit(image).convert(mode)
+                    return convert_image(opened, mode, image_size)
                 except (ValueError, OSError) as err:
                     raise ImageRejectedError(
                         422,
                         "unsupported_mode",
-                        f"image mode {source_mode} cannot be converted to {mode} ({err})",
+                        f"image mode {opened.mode} cannot be converted to {mode} ({err})",
                     ) from err
-                if image.size != (image_size, image_size):
-                    image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-                pixels = np.asarray(image, dtype=np.uint8)
     except ImageRejectedError:
         raise
     except Image.DecompressionBombError as err:
@@ -94,24 +89,6 @@ def decode_image(data: bytes, *, mode: str, image_size: int, max_pixels: int) ->
         raise ImageRejectedError(
             400, "bad_image", f"not a readable PNG, JPEG, BMP or TIFF image ({reason})"
         ) from err
-    if pixels.ndim == 2:  # (H, W) -> (1, H, W)
-        return pixels[None].copy()
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
-
-
-def _to_8bit(image: Any) -> Any:
-    """As ``anomalia.data.image_files._to_8bit``: 16-bit and 32-bit integer images scaled to
-    0-255 by 65535, float ones by 1 (if at most 1) or clipped; other modes returned as they are."""
-    from PIL import Image
-
-    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
-        return image
-    values = np.asarray(image).astype(np.float64)
-    if image.mode == "F" and values.size and values.max() <= 1.0:
-        values = values * 255.0
-    elif image.mode != "F":
-        values = values * (255.0 / 65535.0)
-    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))  # 2-d: "L"
 
 
 # --------------------------------------------------------------------------- anomaly maps
