@@ -13,4 +13,4 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${PIP[@]}" "torch==2.13.0"
 fi
-"${PIP[@]}" -e ".[dev,tensorboard,serve]"
+"${PIP[@]}" -e ".[dev,tensorboard,serve,ray]"

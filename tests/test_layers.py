@@ -1,7 +1,8 @@
 """The import graph: no cycles, and lower layers never import higher ones.
 
 data -> config -> evaluation -> models -> training -> methods -> detector -> export -> rundir
--> reporting -> experiment -> benchmark -> serve -> cli; errors and utils are usable everywhere.
+-> reporting -> experiment -> benchmark -> cluster -> serve -> cli; errors and utils are usable
+everywhere.
 Every import counts, at module level or inside a function, so a cycle cannot hide in a
 function body.
 """
@@ -24,6 +25,7 @@ ORDER = [
     "reporting",
     "experiment",
     "benchmark",
+    "cluster",
     "serve",
     "cli",
 ]

@@ -91,6 +91,13 @@ class BenchmarkConfig(Validated):
         factory=dict, help="per-method RunConfig keys merged over base"
     )
     output_dir: str = param("runs/benchmarks", help="root directory")
+    resources: dict[str, float] = param(
+        factory=lambda: {"cpus": 1, "gpus": 0},
+        help="what one cell asks of a Ray node (--executor ray): cpus, gpus",
+    )
+    method_resources: dict[str, dict[str, float]] = param(
+        factory=dict, help="per-method resources over `resources`, e.g. {dual_gan: {cpus: 2}}"
+    )
 
     def validate(self) -> None:
         for name in ("methods", "normal_classes", "seeds", "anomaly_ratios"):
@@ -105,6 +112,27 @@ class BenchmarkConfig(Validated):
                 raise ConfigError(
                     f"method_seeds.{method} must list seeds of a method in `methods` {self.methods}"
                 )
+        for method in self.method_resources:
+            if method not in self.methods:
+                raise ConfigError(
+                    f"method_resources.{method} names no method in `methods` {self.methods}"
+                )
+        for method in self.methods:
+            self.cell_resources(method)
+
+    def cell_resources(self, method: str) -> dict[str, float]:
+        """``{"cpus": ..., "gpus": ...}`` one cell of ``method`` asks of a Ray node."""
+        wanted = {**self.resources, **self.method_resources.get(method, {})}
+        where = f"method_resources.{method}" if method in self.method_resources else "resources"
+        unknown = sorted(set(wanted) - {"cpus", "gpus"})
+        if unknown:
+            raise ConfigError(f"{where} has unknown key(s) {unknown}; use cpus and gpus")
+        cpus, gpus = float(wanted.get("cpus", 1)), float(wanted.get("gpus", 0))
+        if cpus <= 0 or gpus < 0:
+            raise ConfigError(
+                f"{where} must ask for cpus > 0 and gpus >= 0, got cpus={cpus:g}, gpus={gpus:g}"
+            )
+        return {"cpus": cpus, "gpus": gpus}
 
     @property
     def directory(self) -> Path:
@@ -289,11 +317,17 @@ def check_same_settings(run: RunConfig, run_dir: RunDir) -> None:
         )
 
 
-def _run_cell_in_process(run: RunConfig, run_dir: RunDir) -> None:
+def train_cell(run: RunConfig, run_dir: RunDir) -> None:
+    """Train one cell in this process: resume its run when one was started, else start it."""
     if run_dir.has(RunDir.INFO):
         resume_experiment(run_dir.path)
     else:
         run_experiment(run)
+
+
+def cell_log(config: BenchmarkConfig, cell: Cell) -> Path:
+    """Where a cell's console output goes when it runs away from the driver's console."""
+    return config.directory / "cells" / f"{cell.key.replace('/', '_')}.log"
 
 
 def _run_cell_subprocess(run: RunConfig, run_dir: RunDir, cell_file: Path, threads: int) -> None:
@@ -314,13 +348,119 @@ def _run_cell_subprocess(run: RunConfig, run_dir: RunDir, cell_file: Path, threa
         raise RuntimeError(f"exit code {code}; see {log}")
 
 
+class GridRun:
+    """The driver's side of one ``anomalia benchmark`` invocation, whatever runs the cells:
+    ``results.csv`` (a row appended as each cell finishes), ``timings.csv``, progress lines
+    with an estimate of the time left, and the final rewrite in grid order.
+
+    An executor calls :meth:`prepare` before it trains a cell, then :meth:`finished` or
+    :meth:`failed` for it, and :meth:`close` at the end.
+
+    Args:
+        config: the grid.
+        parallel: cells the executor runs at once (for the estimate of the time left).
+        how: how the cells run, for the opening line (``"2 job(s)"``, ``"Ray, 4 at once"``).
+        echo: where progress lines go.
+    """
+
+    def __init__(
+        self,
+        config: BenchmarkConfig,
+        parallel: int,
+        how: str,
+        echo: Callable[[str], None] = print,
+    ) -> None:
+        self.config, self.parallel, self.echo = config, max(parallel, 1), echo
+        self.directory = config.directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with atomic_open(self.directory / "benchmark.yaml") as handle:
+            handle.write(dump_yaml(to_dict(config)))
+        self.results_path = self.directory / "results.csv"
+        finished = {r["cell"]: r for r in read_results(self.results_path)}
+        write_csv(self.results_path, list(finished.values()), RESULT_FIELDS)  # drops a torn line
+        self._results = _Appender(self.results_path, RESULT_FIELDS)
+        self._timings = _Appender(self.directory / "timings.csv", ["cell", "seconds"])
+        self.grid = cells(config)
+        self.todo = [c for c in self.grid if c.key not in finished]
+        self.done = len(self.grid) - len(self.todo)
+        self.running = 0
+        self.failed_cells: list[str] = []
+        self._seconds_by_method: dict[str, list[float]] = {}  # cells trained here
+        self._left_by_method = Counter(c.method for c in self.todo)
+        self._lock = threading.Lock()
+        echo(
+            f"benchmark {config.name}: {len(self.grid)} cells, {self.done} already finished, "
+            f"{len(self.todo)} to run with {how}"
+        )
+
+    def prepare(self, cell: Cell) -> tuple[RunConfig, RunDir, bool]:
+        """(the cell's config, its run directory, whether it still needs training).
+
+        Raises:
+            ConfigError: the run directory holds a run made with other settings.
+        """
+        run = cell_config(self.config, cell)
+        run_dir = cell_run_dir(self.config, cell)
+        if run_dir.has(RunDir.CONFIG):
+            check_same_settings(run, run_dir)
+        return run, run_dir, not run_dir.is_finished
+
+    def started(self) -> None:
+        with self._lock:
+            self.running += 1
+
+    def finished(self, cell: Cell, seconds: float, trained: bool) -> None:
+        """Record a cell whose run directory (on the driver's disk) holds its results."""
+        run_dir = cell_run_dir(self.config, cell)
+        metrics = run_dir.read_metrics()
+        known = [int(c) for c in run_dir.read_info().get("known_anomaly_classes", [])]
+        self._results.append(_row(cell, run_dir.path.relative_to(self.directory), metrics, known))
+        self._timings.append({"cell": cell.key, "seconds": f"{seconds:.1f}"})
+        with self._lock:
+            self.done += 1
+            self.running = max(self.running - 1, 0)
+            self._left_by_method[cell.method] -= 1
+            if trained:
+                self._seconds_by_method.setdefault(cell.method, []).append(seconds)
+            left = len(self.grid) - self.done
+            eta = estimate_seconds_left(
+                self._seconds_by_method, self._left_by_method, self.parallel
+            )
+            self.echo(
+                f"[{self.done}/{len(self.grid)} done, {self.running} running, {left} left, "
+                f"~{eta / 60:.0f} min to go] {cell.key}: AUROC {metrics['auroc']:.4f} "
+                f"({seconds:.0f} s)"
+            )
+
+    def failed(self, cell: Cell, error: object) -> None:
+        with self._lock:
+            self.running = max(self.running - 1, 0)
+            self._left_by_method[cell.method] -= 1
+            self.failed_cells.append(cell.key)
+        self.echo(f"FAILED {cell.key}: {error}")
+
+    def close(self) -> tuple[list[dict[str, str]], list[str]]:
+        """Rewrite ``results.csv`` in grid order; returns (its rows, the failed cells' keys)."""
+        rows = {r["cell"]: r for r in read_results(self.results_path)}
+        in_grid = {c.key for c in self.grid}
+        # Rows of cells outside this grid (merged from other machines) are kept, after the grid's.
+        ordered = [rows[c.key] for c in self.grid if c.key in rows]
+        ordered += [row for key, row in rows.items() if key not in in_grid]
+        write_csv(self.results_path, ordered, RESULT_FIELDS)
+        if self.failed_cells:
+            self.echo(
+                f"{len(self.failed_cells)} cell(s) failed; run the same command again to retry them"
+            )
+        return ordered, self.failed_cells
+
+
 def run_benchmark(
     config: BenchmarkConfig,
     jobs: int = 1,
     threads: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> tuple[list[dict[str, str]], list[str]]:
-    """Run every unfinished cell.
+    """Run every unfinished cell on this machine (``--executor local``).
 
     Returns:
         (the rows of ``results.csv`` in grid order, the keys of cells that failed).
@@ -331,84 +471,30 @@ def run_benchmark(
         threads: torch threads per process when ``jobs`` > 1 (default: cores // jobs).
         echo: where progress lines go.
     """
-    directory = config.directory
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_open(directory / "benchmark.yaml") as handle:
-        handle.write(dump_yaml(to_dict(config)))
-    results_path = directory / "results.csv"
-    finished = {r["cell"]: r for r in read_results(results_path)}
-    write_csv(results_path, list(finished.values()), RESULT_FIELDS)  # drops a torn line
-    appender = _Appender(results_path, RESULT_FIELDS)
-    timings = _Appender(directory / "timings.csv", ["cell", "seconds"])
-    grid = cells(config)
-    todo = [c for c in grid if c.key not in finished]
+    grid_run = GridRun(config, jobs, f"{jobs} job(s)", echo)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    state = {"done": len(grid) - len(todo), "running": 0}
-    seconds_by_method: dict[str, list[float]] = {}  # cells trained here, for the estimate
-    left_by_method = Counter(c.method for c in todo)
-    failed: list[str] = []
-    lock = threading.Lock()
-    echo(
-        f"benchmark {config.name}: {len(grid)} cells, {state['done']} already finished, "
-        f"{len(todo)} to run with {jobs} job(s)"
-    )
 
     def work(cell: Cell) -> None:
-        run = cell_config(config, cell)
-        run_dir = cell_run_dir(config, cell)
-        with lock:
-            state["running"] += 1
+        grid_run.started()
         start = time.perf_counter()
         try:
-            if run_dir.has(RunDir.CONFIG):
-                check_same_settings(run, run_dir)
-            trained = not run_dir.is_finished
-            if trained:
-                if jobs == 1:
-                    _run_cell_in_process(run, run_dir)
-                else:
-                    cell_file = directory / "cells" / f"{cell.key.replace('/', '_')}.yaml"
-                    _run_cell_subprocess(run, run_dir, cell_file, threads)
-            metrics = run_dir.read_metrics()
-            known = [int(c) for c in run_dir.read_info().get("known_anomaly_classes", [])]
-            appender.append(_row(cell, run_dir.path.relative_to(directory), metrics, known))
-            seconds = time.perf_counter() - start
-            timings.append({"cell": cell.key, "seconds": f"{seconds:.1f}"})
-            with lock:
-                state["done"] += 1
-                state["running"] -= 1
-                left_by_method[cell.method] -= 1
-                if trained:
-                    seconds_by_method.setdefault(cell.method, []).append(seconds)
-                left = len(grid) - state["done"]
-                eta = estimate_seconds_left(seconds_by_method, left_by_method, jobs)
-                echo(
-                    f"[{state['done']}/{len(grid)} done, {state['running']} running, {left} left, "
-                    f"~{eta / 60:.0f} min to go] {cell.key}: AUROC {metrics['auroc']:.4f} "
-                    f"({seconds:.0f} s)"
-                )
+            run, run_dir, trained = grid_run.prepare(cell)
+            if trained and jobs == 1:
+                train_cell(run, run_dir)
+            elif trained:
+                cell_file = cell_log(config, cell).with_suffix(".yaml")
+                _run_cell_subprocess(run, run_dir, cell_file, threads)
+            grid_run.finished(cell, time.perf_counter() - start, trained)
         except Exception as err:  # one bad cell must not stop the grid
-            with lock:
-                state["running"] -= 1
-                left_by_method[cell.method] -= 1
-                failed.append(cell.key)
-            echo(f"FAILED {cell.key}: {err}")
+            grid_run.failed(cell, err)
 
     if jobs == 1:
-        for cell in todo:
+        for cell in grid_run.todo:
             work(cell)
     else:
         with ThreadPoolExecutor(jobs) as pool:
-            list(pool.map(work, todo))
-    rows = {r["cell"]: r for r in read_results(results_path)}
-    in_grid = {c.key for c in grid}
-    # Rows of cells outside this grid (merged from other machines) are kept, after the grid's.
-    ordered = [rows[c.key] for c in grid if c.key in rows]
-    ordered += [row for key, row in rows.items() if key not in in_grid]
-    write_csv(results_path, ordered, RESULT_FIELDS)
-    if failed:
-        echo(f"{len(failed)} cell(s) failed; run the same command again to retry them")
-    return ordered, failed
+            list(pool.map(work, grid_run.todo))
+    return grid_run.close()
 
 
 def estimate_seconds_left(

@@ -242,6 +242,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, help="torch threads per cell process (default: cores / jobs)"
     )
     bench.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this machine, --jobs cells at once (default); ray: each cell a Ray task "
+        "on a cluster (pip install 'anomalia[ray]')",
+    )
+    bench.add_argument(
+        "--address",
+        help="with --executor ray: the Ray cluster to use (auto: the one this machine joined "
+        "with `ray start`); default: a Ray instance on this machine only",
+    )
+    bench.add_argument(
+        "--storage",
+        choices=["auto", "shared", "send-back"],
+        default="auto",
+        help="with --executor ray: shared = every node sees output_dir; send-back = finished "
+        "run directories are sent back to this machine; auto = find out per cell (default)",
+    )
+    bench.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        help="with --executor ray: restarts of a cell whose worker or node died (default 2)",
+    )
+    bench.add_argument(
         "--summary-only", action="store_true", help="only rewrite the summary from results.csv"
     )
     bench.add_argument(
@@ -431,12 +456,23 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    ray_only = {"--address": args.address, "--storage": args.storage != "auto",
+                "--max-retries": args.max_retries != 2}  # fmt: skip
+    if args.executor == "local" and any(ray_only.values()):
+        used = ", ".join(flag for flag, value in ray_only.items() if value)
+        raise ConfigError(f"{used} only apply with --executor ray")
     config = load_benchmark_config(args.config)
     if args.merge:
         added, skipped = merge_results(config, args.merge)
         print(f"merged {added} row(s); {skipped} cell(s) already present were kept as they were")
     failed: list[str] = []
-    if not args.summary_only:
+    if not args.summary_only and args.executor == "ray":
+        from anomalia.cluster.executor import run_benchmark_on_ray
+
+        _, failed = run_benchmark_on_ray(
+            config, args.address, storage=args.storage, max_retries=args.max_retries
+        )
+    elif not args.summary_only:
         _, failed = run_benchmark(config, jobs=args.jobs, threads=args.threads)
     summary = write_summary(config)
     print(summary.read_text())

@@ -1,0 +1,195 @@
+"""``anomalia benchmark --executor ray``: grid resources, errors, and real Ray clusters.
+
+The cluster tests start Ray themselves on 127.0.0.1 only: a private instance (no ``--address``),
+and a head node plus a second worker node (``ray.cluster_utils.Cluster``, the fixture Ray's own
+tests use for several nodes on one machine), which is shut down at the end of the module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from anomalia.benchmark import BenchmarkConfig, load_benchmark_config, read_results
+from anomalia.cli import main
+from anomalia.errors import ConfigError
+from anomalia.rundir import RunDir
+
+from .test_benchmark import smoke_yaml
+
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="needs the ray extra"
+)
+
+
+def test_resources_per_cell_and_per_method():
+    config = BenchmarkConfig(
+        methods=["autoencoder", "dual_gan"],
+        method_resources={"dual_gan": {"cpus": 2}},
+    )
+    assert config.cell_resources("autoencoder") == {"cpus": 1.0, "gpus": 0.0}
+    assert config.cell_resources("dual_gan") == {"cpus": 2.0, "gpus": 0.0}
+    gpu = BenchmarkConfig(resources={"cpus": 4, "gpus": 0.5})
+    assert gpu.cell_resources("autoencoder") == {"cpus": 4.0, "gpus": 0.5}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("resources: {cpus: 0}\n", "resources must ask for cpus > 0"),
+        ("resources: {memory: 4}\n", r"resources has unknown key\(s\) \['memory'\]"),
+        ("method_resources: {gan: {cpus: 2}}\n", "method_resources.gan names no method"),
+        ("method_resources: {autoencoder: {gpus: -1}}\n", "method_resources.autoencoder must"),
+    ],
+)
+def test_bad_resources_fail_when_the_grid_loads(tmp_path, text, message):
+    path = tmp_path / "grid.yaml"
+    path.write_text("methods: [autoencoder]\n" + text)
+    with pytest.raises(ConfigError, match=message):
+        load_benchmark_config(path)
+
+
+def test_ray_flags_need_the_ray_executor(idx_dir, tmp_path, capsys):
+    grid = smoke_yaml(tmp_path / "g.yaml", idx_dir, tmp_path / "out", "flags")
+    assert main(["benchmark", str(grid), "--address", "auto"]) == 2
+    assert "--address only apply with --executor ray" in capsys.readouterr().err
+
+
+def test_without_ray_the_executor_says_how_to_install_it(idx_dir, tmp_path, monkeypatch, capsys):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "ray" else real_find_spec(name, *a),
+    )
+    grid = smoke_yaml(tmp_path / "g.yaml", idx_dir, tmp_path / "out", "noray")
+    assert main(["benchmark", str(grid), "--executor", "ray"]) == 2
+    assert "needs Ray, which is not installed; install it with: pip install 'anomalia[ray]'" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "out" / "noray").exists()  # nothing started
+
+
+def _results_text(out: Path, name: str) -> str:
+    return (out / name / "results.csv").read_text()
+
+
+@pytest.fixture(scope="module")
+def local_reference(idx_dir, tmp_path_factory):
+    """The smoke grid with the local executor, two cells at once (one torch thread each, as a
+    Ray cell with one CPU has)."""
+    out = tmp_path_factory.mktemp("local")
+    grid = smoke_yaml(out / "g.yaml", idx_dir, out, "smoke")
+    assert main(["benchmark", str(grid), "--jobs", "2"]) == 0
+    return _results_text(out, "smoke")
+
+
+@needs_ray
+def test_private_ray_instance_gives_the_local_executors_rows(
+    idx_dir, tmp_path, local_reference, capsys
+):
+    grid = smoke_yaml(tmp_path / "g.yaml", idx_dir, tmp_path, "smoke")
+    assert main(["benchmark", str(grid), "--executor", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert "to run with Ray" in out and "min to go]" in out
+    assert _results_text(tmp_path, "smoke") == local_reference
+    # shared storage (one machine): cells trained in place, each with its own log
+    logs = sorted((tmp_path / "smoke" / "cells").glob("*.log"))
+    assert len(logs) == 12 and "epoch 1/1" in logs[0].read_text()
+    assert not list((tmp_path / "smoke").glob(".ray-storage-check"))
+    # a second invocation has nothing left to run, and starts no cell
+    assert main(["benchmark", str(grid), "--executor", "ray"]) == 0
+    assert "12 already finished, 0 to run" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ a two-node cluster
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A head node and a worker node, one CPU each, on 127.0.0.1."""
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    node_args = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "object_store_memory": 10**8}
+    cluster = Cluster(
+        initialize_head=True, head_node_args={**node_args, "include_dashboard": False}
+    )
+    worker = cluster.add_node(**node_args)
+    cluster.wait_for_nodes()
+    yield cluster, worker
+    cluster.shutdown()
+
+
+def _driver(grid: Path, address: str, *extra: str) -> subprocess.Popen:
+    """``anomalia benchmark`` in its own process, connected to the test cluster.
+
+    Ray on Linux turns a loopback address into the machine's network address before it
+    connects; its single-machine mode keeps loopback, where the test cluster listens.
+    """
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "anomalia.cli", "benchmark", str(grid),
+         "--executor", "ray", "--address", address, *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+@needs_ray
+def test_two_nodes_without_shared_storage_send_run_directories_back(
+    two_nodes, idx_dir, tmp_path, local_reference
+):
+    cluster, _ = two_nodes
+    grid = smoke_yaml(tmp_path / "g.yaml", idx_dir, tmp_path, "smoke")
+    proc = _driver(grid, cluster.address, "--storage", "send-back")
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    assert _results_text(tmp_path, "smoke") == local_reference
+    for row in read_results(tmp_path / "smoke" / "results.csv"):
+        run = RunDir(tmp_path / "smoke" / row["run_dir"])
+        assert run.is_finished and run.has(RunDir.MODEL)
+        assert not (run.path / RunDir.CHECKPOINTS).exists()  # only unfinished runs need them
+        assert run.read_config().output_dir == str(tmp_path / "smoke" / "runs")
+    assert len(list((tmp_path / "smoke" / "cells").glob("*.log"))) == 12
+
+
+def _busy_workers(raylet_pid: int) -> list[int]:
+    """Processes of the node whose raylet is ``raylet_pid`` that are training a cell (a Ray
+    worker's process title is ``ray::<task name>``, and each cell's task is named by its key)."""
+    busy = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == raylet_pid and cmdline.startswith(b"ray::autoencoder/"):
+            busy.append(int(stat.parent.name))
+    return busy
+
+
+@needs_ray
+def test_killing_a_node_mid_grid_still_ends_with_every_row(two_nodes, idx_dir, tmp_path):
+    cluster, worker = two_nodes
+    grid = smoke_yaml(tmp_path / "g.yaml", idx_dir, tmp_path, "killed", n_epochs=12)
+    proc = _driver(grid, cluster.address)
+    raylet = worker.all_processes["raylet"][0].process.pid
+    deadline = time.monotonic() + 120
+    while not _busy_workers(raylet) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _busy_workers(raylet), f"no cell ever ran on the second node: {proc.poll()}"
+    time.sleep(1.0)  # mid-cell (a cell of 12 epochs takes several seconds)
+    cluster.remove_node(worker, allow_graceful=False)  # its raylet and workers are killed
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    rows = read_results(tmp_path / "killed" / "results.csv")
+    assert len(rows) == 12 and all(float(r["auroc"]) > 0 for r in rows)
+    assert "FAILED" not in output
+    # the cell that was training on the killed node was started again, on the head node
+    logs = [p.read_text() for p in (tmp_path / "killed" / "cells").glob("*.log")]
+    assert len(logs) == 12 and any(text.count("started on") == 2 for text in logs)
