@@ -108,6 +108,26 @@ def test_private_ray_instance_gives_the_local_executors_rows(
     assert "12 already finished, 0 to run" in capsys.readouterr().out
 
 
+@needs_ray
+def test_a_failing_cell_is_reported_with_its_log_and_the_others_go_on(idx_dir, tmp_path, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(
+        "name: failing\nmethods: [autoencoder, knn]\nnormal_classes: [0]\nseeds: [0]\n"
+        "anomaly_ratios: [0.05]\nn_known_anomaly_classes: [1]\n"
+        f"base:\n  plots: false\n  data: {{dataset: idx, data_dir: {idx_dir}}}\n"
+        "  train: {n_epochs: 1, batch_size: 16, accelerator: cpu}\n"
+        f"method_overrides:\n  knn: {{data: {{data_dir: {tmp_path / 'missing'}}}}}\n"
+        f"output_dir: {tmp_path}\n"
+    )
+    assert main(["benchmark", str(grid), "--executor", "ray"]) == 1
+    out = capsys.readouterr().out
+    log = tmp_path / "failing" / "cells" / "knn_class0_g0.05-k1-seed0.log"
+    assert "FAILED knn/class0/g0.05-k1-seed0: DataError" in out and f"log: {log}" in out
+    assert "Traceback" in log.read_text()
+    rows = read_results(tmp_path / "failing" / "results.csv")
+    assert [r["method"] for r in rows] == ["autoencoder"]
+
+
 # ------------------------------------------------------------------ a two-node cluster
 @pytest.fixture(scope="module")
 def two_nodes():

@@ -122,21 +122,25 @@ class BenchmarkConfig(Validated):
 
     def cell_resources(self, method: str) -> dict[str, float]:
         """``{"cpus": ..., "gpus": ...}`` one cell of ``method`` asks of a Ray node."""
-        wanted = {**self.resources, **self.method_resources.get(method, {})}
         where = f"method_resources.{method}" if method in self.method_resources else "resources"
-        unknown = sorted(set(wanted) - {"cpus", "gpus"})
-        if unknown:
-            raise ConfigError(f"{where} has unknown key(s) {unknown}; use cpus and gpus")
-        cpus, gpus = float(wanted.get("cpus", 1)), float(wanted.get("gpus", 0))
-        if cpus <= 0 or gpus < 0:
-            raise ConfigError(
-                f"{where} must ask for cpus > 0 and gpus >= 0, got cpus={cpus:g}, gpus={gpus:g}"
-            )
-        return {"cpus": cpus, "gpus": gpus}
+        return check_resources({**self.resources, **self.method_resources.get(method, {})}, where)
 
     @property
     def directory(self) -> Path:
         return Path(self.output_dir) / self.name
+
+
+def check_resources(resources: dict[str, Any], where: str) -> dict[str, float]:
+    """``{"cpus": ..., "gpus": ...}`` from a ``resources`` mapping (defaults 1 and 0), or a
+    :class:`ConfigError` naming ``where`` for an unknown key or a value out of range."""
+    unknown = sorted(set(resources) - {"cpus", "gpus"})
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {unknown}; use cpus and gpus")
+    cpus, gpus = resources.get("cpus", 1), resources.get("gpus", 0)
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (cpus, gpus))
+    if not numbers or cpus <= 0 or gpus < 0:
+        raise ConfigError(f"{where} must ask for cpus > 0 and gpus >= 0, got {resources!r}")
+    return {"cpus": float(cpus), "gpus": float(gpus)}
 
 
 @dataclass(frozen=True)

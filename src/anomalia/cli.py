@@ -277,6 +277,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="first add the rows of other machines' results.csv files (cells this benchmark "
         "already has are kept as they are)",
     )
+    tune = sub.add_parser(
+        "tune",
+        help="search hyperparameters with Ray Tune, choosing on validation data only",
+        description="Train one trial per setting of CONFIG's search_space on the training split, "
+        "score each on the validation split after every epoch (ASHA stops trials that trail), "
+        "choose the best by its last epoch's validation metric, and write "
+        "<output_dir>/<name>/trials.csv and best.yaml (a config for anomalia train --config). "
+        "Only then is the test set scored, once, for the chosen settings. Shipped searches: "
+        "configs/tune/. Needs pip install 'anomalia[ray]'.",
+    )
+    tune.add_argument("config", metavar="CONFIG.yaml", help="the search (see configs/tune/)")
+    tune.add_argument(
+        "--address",
+        help="the Ray cluster to use (auto: the one this machine joined with `ray start`); "
+        "default: a Ray instance on this machine only",
+    )
+    tune.add_argument(
+        "--no-test",
+        action="store_true",
+        help="stop after the choice: do not train the chosen settings and score the test set",
+    )
+    tune.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a key of CONFIG, e.g. --set train.n_epochs=5, --set num_samples=4 or "
+        "--set 'search_space.train.lr={choice: [0.001, 0.01]}' (repeatable)",
+    )
     report = sub.add_parser(
         "report",
         help="write a self-contained HTML report of a run or benchmark",
@@ -480,6 +509,34 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from anomalia.cluster.tune import (
+        describe_values,
+        load_search_config,
+        run_search,
+        score_test_set,
+    )
+
+    config = load_search_config(args.config, args.set)
+    print(f"search {config.name}: {config.n_trials} trial(s), {config.metric} on validation data")
+    result = run_search(config, address=args.address)
+    best = result.best
+    print(
+        f"\nchosen on validation data: {describe_values(best.values)} ({config.metric} "
+        f"{best.value:.4f} at the last of {best.epochs} epoch(s); trial {best.number} of "
+        f"{len(result.rows)})\ntrials: {result.trials_csv}\nchosen settings: {result.best_yaml}"
+    )
+    if args.no_test:
+        print(f"test set not scored (--no-test); later: anomalia train --config {result.best_yaml}")
+        return 0
+    run = score_test_set(result)
+    print(
+        f"\ntest AUROC of the chosen settings, measured once after the choice: "
+        f"{run.metrics['auroc']:.4f}\nrun directory: {run.run_dir}"
+    )
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from anomalia.data import download, get_dataset_spec
 
@@ -586,6 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "predict": _cmd_predict,
         "export": _cmd_export,
         "serve": _cmd_serve,
+        "tune": _cmd_tune,
     }[args.command]
     try:
         return command(args)

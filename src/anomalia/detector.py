@@ -28,7 +28,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ from anomalia.methods import METHODS, get_method
 from anomalia.models import ModelConfig, ScoringModel
 from anomalia.training import build_trainer, fit
 from anomalia.utils import resolve_device, seed_everything, torch_save_atomic, versions
+
+if TYPE_CHECKING:
+    from lightning.pytorch.callbacks import Callback
 
 FORMAT = "anomalia-detector"
 FORMAT_VERSION = 1
@@ -126,6 +129,7 @@ class Detector:
         val_images: Any = None,
         val_labels: Any = None,
         ckpt_path: str | Path | None = None,
+        callbacks: Sequence[Callback] | None = None,
     ) -> Detector:
         """Train on ``images``; ``labels`` (optional) marks labelled anomalies with 1.
 
@@ -135,6 +139,8 @@ class Detector:
             val_images: held-out images used for validation metrics and the threshold.
             val_labels: their labels, as for ``labels``.
             ckpt_path: a Lightning checkpoint to resume training from.
+            callbacks: Lightning callbacks added to the Trainer's own, e.g. one that reports
+                each epoch's validation metrics to a hyperparameter search.
 
         Returns:
             self
@@ -187,7 +193,7 @@ class Detector:
                 batch_size=train_cfg.eval_batch_size,
                 collate_fn=collate_batch,
             )
-        trainer = build_trainer(train_cfg, self.work_dir)
+        trainer = build_trainer(train_cfg, self.work_dir, list(callbacks or []))
         fit(trainer, module, train_loader, val_loader, ckpt_path=ckpt_path)
         # Under DDP every process ends here with the same weights; only rank 0 writes results.
         self.global_rank_ = trainer.global_rank

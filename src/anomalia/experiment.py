@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 
 from anomalia.config import RunConfig, from_dict, to_dict
@@ -86,6 +88,73 @@ def prepare_data(config: RunConfig) -> tuple[ImageData, Split]:
         n_classes=data.n_classes,
     )
     return data, split
+
+
+def epoch_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The ``train/*`` and ``val/*`` scalars of Lightning's ``trainer.callback_metrics``, as
+    floats."""
+    return {
+        name: float(value)
+        for name, value in sorted(metrics.items())
+        if name.startswith(("train/", "val/"))
+    }
+
+
+class _LastEpochMetrics(Callback):
+    """Keeps the metrics of the last epoch, read when training ends: only then are the last
+    epoch's ``train/*`` means logged (the module logs them after every callback's epoch-end
+    hook)."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.metrics = epoch_metrics(trainer.callback_metrics)
+
+
+def fit_on_validation(
+    config: RunConfig,
+    *,
+    callbacks: Sequence[Callback] = (),
+    work_dir: str | Path | None = None,
+) -> dict[str, float]:
+    """Train ``config`` on its split's training part, validating on its validation part after
+    every epoch, and return the last epoch's metrics; the test split is never scored.
+
+    This is what a hyperparameter search may look at: choosing settings by test metrics would
+    make the test metrics of the chosen settings optimistic. (The data set's readers load the
+    test images with the training images; they are not used.)
+
+    Args:
+        config: the run's settings (resolved here).
+        callbacks: Lightning callbacks added to the Trainer, e.g. one that reports every
+            epoch's validation metrics to a search.
+        work_dir: where Lightning writes checkpoints and logs; None writes nothing.
+
+    Returns:
+        the last epoch's ``val/*`` metrics (``val/auroc`` when validation holds labelled
+        anomalies and normal images) and ``train/*`` loss means.
+
+    Raises:
+        ConfigError: the split has no validation part (``data.val_fraction`` is 0).
+    """
+    config = resolve_config(config)
+    data, split = prepare_data(config)
+    if not len(split.val_indices):
+        raise ConfigError(
+            f"data.val_fraction={config.data.val_fraction} leaves no validation images; set "
+            "data.val_fraction > 0 (e.g. 0.1)"
+        )
+    last = _LastEpochMetrics()
+    detector = Detector(config.method, work_dir=work_dir, **config.model, **to_dict(config.train))
+    detector.fit(
+        data.train_images[split.train_indices],
+        split.train_targets,
+        val_images=data.train_images[split.val_indices],
+        val_labels=split.val_targets,
+        callbacks=[*callbacks, last],
+    )
+    return last.metrics
 
 
 def write_plots(

@@ -48,7 +48,8 @@ def ray_session(address: str | None, what: str, num_cpus: int | None = None) -> 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from our commands
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address is None:
-        kwargs.update(num_cpus=num_cpus, include_dashboard=False)
+        # "local": a new instance even when this machine already runs a Ray cluster
+        kwargs.update(address="local", num_cpus=num_cpus, include_dashboard=False)
     else:
         kwargs["address"] = address
     try:
