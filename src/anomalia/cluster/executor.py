@@ -92,11 +92,11 @@ def run_benchmark_on_ray(
             for cell in grid_run.todo:
                 try:
                     run, run_dir, needs_training = grid_run.prepare(cell)
-                except Exception as err:
+                    if not needs_training:  # trained before its row was written
+                        grid_run.finished(cell, 0.0, trained=False)
+                        continue
+                except Exception as err:  # one bad cell must not stop the grid
                     grid_run.failed(cell, err)
-                    continue
-                if not needs_training:  # trained before its row was written
-                    grid_run.finished(cell, 0.0, trained=False)
                     continue
                 wanted = config.cell_resources(cell.method)
                 ref = task.options(
@@ -127,7 +127,10 @@ def run_benchmark_on_ray(
                         f"log so far (shared storage only): {cell_log(config, cell)}",
                     )
                     continue
-                _take_outcome(grid_run, config, cell, outcome)
+                try:
+                    _take_outcome(grid_run, config, cell, outcome)
+                except Exception as err:  # e.g. a sent-back run that cannot be unpacked
+                    grid_run.failed(cell, err)
         return grid_run.close()
 
 
