@@ -59,6 +59,8 @@ def test_ray_flags_need_the_ray_executor(idx_dir, tmp_path, capsys):
     grid = smoke_yaml(tmp_path / "g.yaml", idx_dir, tmp_path / "out", "flags")
     assert main(["benchmark", str(grid), "--address", "auto"]) == 2
     assert "--address only apply with --executor ray" in capsys.readouterr().err
+    assert main(["benchmark", str(grid), "--executor", "ray", "--jobs", "2"]) == 2
+    assert "--jobs and --threads apply to --executor local" in capsys.readouterr().err
 
 
 def test_without_ray_the_executor_says_how_to_install_it(idx_dir, tmp_path, monkeypatch, capsys):

@@ -490,6 +490,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.executor == "local" and any(ray_only.values()):
         used = ", ".join(flag for flag, value in ray_only.items() if value)
         raise ConfigError(f"{used} only apply with --executor ray")
+    if args.executor == "ray" and (args.jobs != 1 or args.threads is not None):
+        raise ConfigError(
+            "--jobs and --threads apply to --executor local; with Ray, each cell gets the grid's "
+            "`resources` (cpus = its torch threads), and as many run at once as the cluster fits"
+        )
     config = load_benchmark_config(args.config)
     if args.merge:
         added, skipped = merge_results(config, args.merge)
