@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -163,27 +164,40 @@ def two_nodes():
     cluster.shutdown()
 
 
-def _driver(grid: Path, address: str, *extra: str) -> subprocess.Popen:
-    """``anomalia benchmark`` in its own process, connected to the test cluster.
+@pytest.fixture
+def start_driver():
+    """Starts ``anomalia benchmark`` in its own process, connected to the test cluster; a
+    driver still running when the test ends (a failed assertion) is killed by its PID.
 
     Ray on Linux turns a loopback address into the machine's network address before it
     connects; its single-machine mode keeps loopback, where the test cluster listens.
     """
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "anomalia.cli", "benchmark", str(grid),
-         "--executor", "ray", "--address", address, *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    started: list[subprocess.Popen] = []
+
+    def start(grid: Path, address: str, *extra: str) -> subprocess.Popen:
+        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "anomalia.cli", "benchmark", str(grid),
+             "--executor", "ray", "--address", address, *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @needs_ray
 def test_two_nodes_without_shared_storage_send_run_directories_back(
-    two_nodes, idx_dir, tmp_path, local_reference
+    two_nodes, idx_dir, tmp_path, local_reference, start_driver
 ):
     cluster, _ = two_nodes
     grid = ray_grid(tmp_path / "g.yaml", idx_dir, tmp_path, "smoke")
-    proc = _driver(grid, cluster.address, "--storage", "send-back")
+    proc = start_driver(grid, cluster.address, "--storage", "send-back")
     output = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, output
     assert _results_text(tmp_path, "smoke") == local_reference
@@ -211,10 +225,12 @@ def _busy_workers(raylet_pid: int) -> list[int]:
 
 
 @needs_ray
-def test_killing_a_node_mid_grid_still_ends_with_every_row(two_nodes, idx_dir, tmp_path):
+def test_killing_a_node_mid_grid_still_ends_with_every_row(
+    two_nodes, idx_dir, tmp_path, start_driver
+):
     cluster, worker = two_nodes
     grid = ray_grid(tmp_path / "g.yaml", idx_dir, tmp_path, "killed", n_epochs=12)
-    proc = _driver(grid, cluster.address)
+    proc = start_driver(grid, cluster.address)
     raylet = worker.all_processes["raylet"][0].process.pid
     deadline = time.monotonic() + 120
     while not _busy_workers(raylet) and proc.poll() is None and time.monotonic() < deadline:

@@ -351,6 +351,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"config file {path} must hold a mapping of keys, not {type(data).__name__}"
         )
+    bad = [key for key in data if not isinstance(key, str)]
+    if bad:  # e.g. "?" or "1: x" at the top level
+        raise ConfigError(f"config file {path} has key(s) {bad} that are not names; use text keys")
     return data
 
 

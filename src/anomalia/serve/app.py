@@ -31,7 +31,7 @@ from anomalia.serve.batching import Batcher, QueueFullError
 from anomalia.serve.images import IMAGE_CONTENT_TYPES, ImageRejectedError, decode_image, render_map
 from anomalia.serve.metrics import CONTENT_TYPE, ServiceMetrics
 from anomalia.serve.page import CONTENT_SECURITY_POLICY, PAGE
-from anomalia.serve.scorers import Scorer
+from anomalia.serve.scorers import ModelInfo, Scorer
 from anomalia.serve.settings import ServeSettings
 
 log = logging.getLogger("anomalia.serve")
@@ -44,19 +44,6 @@ _PART_TYPES = IMAGE_CONTENT_TYPES | {"application/octet-stream", ""}
 class ErrorBody(BaseModel):
     error: str
     message: str
-
-
-class ModelIdentity(BaseModel):
-    method: str
-    run: str
-    source: str
-    in_channels: int
-    image_size: int
-    threshold: float
-    threshold_rule: str
-    has_maps: bool
-    anomalia_version: str
-    trained_with: str | None = None
 
 
 class AnomalyMap(BaseModel):
@@ -78,13 +65,13 @@ class ImageResult(BaseModel):
 
 
 class ScoreResponse(BaseModel):
-    model: ModelIdentity
+    model: ModelInfo
     results: list[ImageResult]
 
 
 class Ready(BaseModel):
     ready: bool
-    model: ModelIdentity | None = None
+    model: ModelInfo | None = None
     api_key_required: bool
     limits: dict[str, int]
     message: str | None = None
