@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = ["autoencoder", "gan", "dual_gan", "deep_sad", "classifier", "knn"]
+METHODS = ["autoencoder", "gan", "dual_gan", "deep_sad", "classifier", "knn", "self_supervised"]
 RUN_NAME = "same-seed"
 
 

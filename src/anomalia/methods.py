@@ -19,6 +19,7 @@ from anomalia.training import (
     DualGanModule,
     GanModule,
     KnnModule,
+    SelfSupervisedModule,
 )
 
 
@@ -94,6 +95,13 @@ _METHODS = (
         "nearest neighbours in blurred pixel space, with labelled anomalies in the score",
         "neighbour distance",
         has_maps=True,
+    ),
+    Method(
+        "self_supervised",
+        SelfSupervisedModule,
+        "encoder trained from scratch to tell which way up augmented normal images are "
+        "(RotNet/GEOM), labelled anomalies as outlier exposure; sees shapes, not pixels",
+        "rotation uncertainty",
     ),
 )
 METHODS: dict[str, Method] = {m.name: m for m in _METHODS}

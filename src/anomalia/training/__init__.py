@@ -10,6 +10,7 @@ from anomalia.training.deep_sad import DeepSADModule
 from anomalia.training.dual_gan import DualGanModule
 from anomalia.training.gan import GanModule
 from anomalia.training.knn import KnnModule
+from anomalia.training.self_supervised import SelfSupervisedModule
 from anomalia.training.trainer import build_trainer, fit, quiet_lightning
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "DualGanModule",
     "GanModule",
     "KnnModule",
+    "SelfSupervisedModule",
     "build_augmenter",
     "build_trainer",
     "fit",

@@ -7,7 +7,34 @@ from typing import Any
 import torch
 
 from anomalia.models.knn import KnnConfig, KnnScorer
+from anomalia.models.knn.torch_model import FeatureBankScorer
 from anomalia.training.base import AnomalyModule
+
+
+@torch.no_grad()
+def fill_banks(module: AnomalyModule) -> None:
+    """Fill ``module.model``'s (a :class:`FeatureBankScorer`) banks with the features of every
+    image of the training *dataset* (un-augmented, in eval mode), split by label.
+
+    The dataset, not the balanced batches, which re-draw anomalies, may leave some out, and
+    under DDP give each process only a shard; so every process builds the same complete banks.
+    """
+    model = module.model
+    assert isinstance(model, FeatureBankScorer)
+    loader = module.trainer.train_dataloader
+    assert loader is not None
+    batches = torch.utils.data.DataLoader(
+        loader.dataset, batch_size=512, collate_fn=loader.collate_fn
+    )
+    was_training = model.training
+    model.eval()
+    features, targets = [], []
+    for x, t in batches:
+        features.append(model.features(x.to(module.device)))
+        targets.append(t.to(module.device).bool())
+    model.train(was_training)
+    f, is_anomaly = torch.cat(features), torch.cat(targets)
+    model.set_banks(f[~is_anomaly], f[is_anomaly])
 
 
 class KnnModule(AnomalyModule):
@@ -31,21 +58,9 @@ class KnnModule(AnomalyModule):
         # one lets a DDP run go through. It is not part of the saved scorer.
         self.ddp_anchor = torch.nn.Parameter(torch.zeros(1))
 
-    @torch.no_grad()
     def on_train_start(self) -> None:
-        if self.model.is_fitted:  # resumed from a checkpoint that holds the banks
-            return
-        loader = self.trainer.train_dataloader
-        assert loader is not None
-        batches = torch.utils.data.DataLoader(
-            loader.dataset, batch_size=512, collate_fn=loader.collate_fn
-        )
-        features, targets = [], []
-        for x, t in batches:
-            features.append(self.model.features(x.to(self.device)))
-            targets.append(t.to(self.device).bool())
-        f, is_anomaly = torch.cat(features), torch.cat(targets)
-        self.model.set_banks(f[~is_anomaly], f[is_anomaly])
+        if not self.model.is_fitted:  # else resumed from a checkpoint that holds the banks
+            fill_banks(self)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         return None

@@ -37,57 +37,39 @@ def knn_distance(
     return best[:, min(skip, best.shape[1] - 1) :].mean(dim=1)
 
 
-class KnnScorer(ScoringModel):
-    """Scores an image by its distance to the nearest normal training images, divided by a
-    power of its distance to the nearest labelled anomalies:
+class FeatureBankScorer(ScoringModel):
+    """Scores an image by the distance of its features to the nearest normal training images'
+    features, divided by a power of their distance to the nearest labelled anomalies':
 
         score = d_normal(x) / d_anomaly(x) ** anomaly_weight
 
-    where d is the mean distance to the k nearest bank entries in a blurred, size-capped pixel
-    space. Without labelled anomalies (or with ``anomaly_weight`` 0) the score is d_normal.
-    The banks are buffers, so they travel with ``state_dict`` like weights do.
+    where d is the mean Euclidean distance to the k nearest bank rows. Without labelled
+    anomalies (or with ``anomaly_weight`` 0) the score is d_normal. Subclasses define
+    ``features``; the banks are buffers, so they travel with ``state_dict`` like weights do.
+
+    Args:
+        feature_dim: length of a feature row.
+        k: neighbours averaged for each distance.
+        anomaly_weight: exponent of the distance to labelled anomalies.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        image_size: int,
-        k: int = 3,
-        blur_sigma: float = 1.0,
-        feature_size: int = 32,
-        anomaly_weight: float = 0.5,
-        map_sigma: float = 2.0,
-        image_score: str = "mean",
-    ) -> None:
+    def __init__(self, feature_dim: int, k: int, anomaly_weight: float) -> None:
         super().__init__()
-        self.in_channels = in_channels
-        self.image_size = image_size
-        self.anomaly_map = AnomalyMap(map_sigma, image_score)
         self.k = k
-        self.blur_sigma = blur_sigma
-        self.feature_size = min(image_size, feature_size)
         self.anomaly_weight = anomaly_weight
-        self.feature_dim = in_channels * self.feature_size**2
-        # A buffer, not built in forward: ONNX export needs the kernel's shape up front.
-        kernel = gaussian_kernel(blur_sigma) if blur_sigma > 0 else torch.ones(1)
-        row = kernel.view(1, 1, 1, -1).repeat(in_channels, 1, 1, 1)  # (C, 1, 1, K)
-        self.register_buffer("blur_row", row, persistent=False)
-        self.register_buffer("normal_bank", torch.zeros(0, self.feature_dim))
-        self.register_buffer("anomaly_bank", torch.zeros(0, self.feature_dim))
+        self.feature_dim = feature_dim
+        self.register_buffer("normal_bank", torch.zeros(0, feature_dim))
+        self.register_buffer("anomaly_bank", torch.zeros(0, feature_dim))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) in [0, 1] -> (B, C * s * s) with s = min(H, feature_size)."""
-        h = x.float()
-        if self.blur_sigma > 0:
-            h = gaussian_blur(h, self.blur_row)  # type: ignore[arg-type]
-        if h.shape[-1] != self.feature_size:
-            h = F.adaptive_avg_pool2d(h, self.feature_size)
-        return h.flatten(1)
+        """(B, C, H, W) in [0, 1] -> feature rows (B, feature_dim)."""
+        raise NotImplementedError
 
     def set_banks(self, normal: torch.Tensor, anomaly: torch.Tensor) -> None:
-        """Store feature rows (exact duplicates dropped: re-sampled anomalies repeat)."""
-        self.normal_bank = torch.unique(normal, dim=0)
-        self.anomaly_bank = torch.unique(anomaly, dim=0)
+        """Store feature rows (exact duplicates dropped: re-sampled anomalies repeat); the
+        banks are data, not part of any gradient."""
+        self.normal_bank = torch.unique(normal.detach(), dim=0)
+        self.anomaly_bank = torch.unique(anomaly.detach(), dim=0)
 
     @property
     def is_fitted(self) -> bool:
@@ -101,8 +83,6 @@ class KnnScorer(ScoringModel):
             exclude_self: skip each query's single nearest normal (for scoring the bank's own
                 images, whose nearest neighbour is themselves at distance 0).
         """
-        if self.anomaly_map.image_score != "mean":
-            return self._score_and_map(x, exclude_self)[0]
         return self._neighbour_score(self.features(x), exclude_self)
 
     def _neighbour_score(self, f: torch.Tensor, exclude_self: bool) -> torch.Tensor:
@@ -117,6 +97,61 @@ class KnnScorer(ScoringModel):
         d_anomaly = knn_distance(f, self.anomaly_bank, self.k)
         eps = 1e-6  # an image identical to a labelled anomaly gets a large, finite score
         return d_normal / (d_anomaly + eps) ** self.anomaly_weight
+
+    def score_training(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores of the bank's own images, each leaving itself out (else every one is ~0)."""
+        return self.score(x, exclude_self=True)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # The banks' sizes are known only from the saved state: resize before copying.
+        for name in ("normal_bank", "anomaly_bank"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                setattr(self, name, torch.empty_like(saved))
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+class KnnScorer(FeatureBankScorer):
+    """:class:`FeatureBankScorer` in a blurred, size-capped pixel space."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        k: int = 3,
+        blur_sigma: float = 1.0,
+        feature_size: int = 32,
+        anomaly_weight: float = 0.5,
+        map_sigma: float = 2.0,
+        image_score: str = "mean",
+    ) -> None:
+        feature_size = min(image_size, feature_size)
+        super().__init__(in_channels * feature_size**2, k, anomaly_weight)
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.anomaly_map = AnomalyMap(map_sigma, image_score)
+        self.blur_sigma = blur_sigma
+        self.feature_size = feature_size
+        # A buffer, not built in forward: ONNX export needs the kernel's shape up front.
+        kernel = gaussian_kernel(blur_sigma) if blur_sigma > 0 else torch.ones(1)
+        row = kernel.view(1, 1, 1, -1).repeat(in_channels, 1, 1, 1)  # (C, 1, 1, K)
+        self.register_buffer("blur_row", row, persistent=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> (B, C * s * s) with s = min(H, feature_size)."""
+        h = x.float()
+        if self.blur_sigma > 0:
+            h = gaussian_blur(h, self.blur_row)  # type: ignore[arg-type]
+        if h.shape[-1] != self.feature_size:
+            h = F.adaptive_avg_pool2d(h, self.feature_size)
+        return h.flatten(1)
+
+    def score(self, x: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
+        """Anomaly score (B,), higher = more anomalous (see :meth:`FeatureBankScorer.score`);
+        with ``image_score`` ``map_max``, the maximum of the anomaly map."""
+        if self.anomaly_map.image_score != "mean":
+            return self._score_and_map(x, exclude_self)[0]
+        return self._neighbour_score(self.features(x), exclude_self)
 
     def score_and_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores and maps: the map is the squared difference, per pixel of the blurred and
@@ -143,15 +178,3 @@ class KnnScorer(ScoringModel):
         maps = self.anomaly_map(per_pixel)
         score = self._with_anomaly_term(f, best.mean(dim=1))
         return self.anomaly_map.score(score, maps), maps
-
-    def score_training(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores of the bank's own images, each leaving itself out (else every one is ~0)."""
-        return self.score(x, exclude_self=True)
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        # The banks' sizes are known only from the saved state: resize before copying.
-        for name in ("normal_bank", "anomaly_bank"):
-            saved = state_dict.get(prefix + name)
-            if saved is not None:
-                setattr(self, name, torch.empty_like(saved))
-        super()._load_from_state_dict(state_dict, prefix, *args)

@@ -1,0 +1,116 @@
+"""The self-supervised detector's networks: a small convolutional encoder and the linear head
+that names an image's quarter turn from the encoder's features; both score."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anomalia.models.knn.torch_model import FeatureBankScorer
+
+SelfSupervisedScore = Literal["rotation", "neighbours"]
+
+
+def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ConvEncoder(nn.Module):
+    """(B, C, H, W) -> (B, 4 * width): four conv blocks (the first three halve the side), then
+    a global average pool, so the features do not depend on where in the image a shape is.
+    Halving from the first block keeps a training step cheap enough for a CPU."""
+
+    def __init__(self, in_channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            _block(in_channels, width, 2),
+            _block(width, 2 * width, 2),
+            _block(2 * width, 4 * width, 2),
+            _block(4 * width, 4 * width, 1),
+        )
+        self.out_dim = 4 * width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).mean(dim=(2, 3))  # (B, 4 * width)
+
+
+def quarter_turn(x: torch.Tensor, quarters: int) -> torch.Tensor:
+    """Square images (B, C, S, S) turned counter-clockwise by ``quarters`` x 90 degrees, as
+    ``torch.rot90(x, quarters, (2, 3))`` does, built from a transpose and flips because ONNX
+    has no rot90."""
+    quarters %= 4
+    if quarters == 1:
+        return x.transpose(2, 3).flip(2)
+    if quarters == 2:
+        return x.flip((2, 3))
+    if quarters == 3:
+        return x.transpose(2, 3).flip(3)
+    return x
+
+
+def rotate_quarters(x: torch.Tensor, quarters: torch.Tensor) -> torch.Tensor:
+    """Each square image x[i] (B, C, S, S) turned counter-clockwise by ``quarters[i]`` (B,)
+    times 90 degrees."""
+    out = x.clone()
+    for q in range(1, 4):
+        chosen = quarters == q
+        if chosen.any():
+            out[chosen] = quarter_turn(x[chosen], q)
+    return out
+
+
+class SelfSupervisedScorer(FeatureBankScorer):
+    """Scores an image by how badly the network tells which way up it is, or by its nearest
+    normal neighbours in the encoder's feature space.
+
+    - ``score="rotation"`` (GEOM, Golan & El-Yaniv 2018): the image is turned by 0, 90, 180
+      and 270 degrees, and the score is the mean negative log-probability the rotation head
+      gives the right turn. A network trained on normal images names their turn confidently;
+      an unfamiliar shape leaves it unsure.
+    - ``score="neighbours"``: :class:`FeatureBankScorer`'s distance to the k nearest normal
+      training images (unit-length features: cosine geometry) with its labelled-anomaly term.
+
+    The banks are filled in either case (the cost is one pass over the training set) so that
+    a saved detector always holds its training features.
+    """
+
+    def __init__(
+        self, in_channels: int, image_size: int, width: int = 32, k: int = 3,
+        anomaly_weight: float = 0.5, score: SelfSupervisedScore = "rotation",
+    ) -> None:  # fmt: skip
+        encoder = ConvEncoder(in_channels, width)
+        super().__init__(encoder.out_dim, k, anomaly_weight)
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.score_kind = score
+        self.encoder = encoder
+        self.rotation_head = nn.Linear(encoder.out_dim, 4)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> unit-length features (B, 4 * width)."""
+        return F.normalize(self.encoder(x.float()), dim=1)
+
+    def rotation_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The rotation head's logits (B, 4) for images (B, C, H, W)."""
+        return self.rotation_head(self.encoder(x.float()))
+
+    def rotation_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over the four quarter turns of -log p(turn | turned image), shape (B,)."""
+        terms = [
+            F.log_softmax(self.rotation_logits(quarter_turn(x, q)), dim=1)[:, q] for q in range(4)
+        ]  # (no zeros of the batch's length to add to: ONNX would fix the batch size)
+        return -torch.stack(terms, dim=1).mean(dim=1)
+
+    def score(self, x: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
+        """Anomaly score (B,), higher = more anomalous (``exclude_self``: see
+        :meth:`FeatureBankScorer.score`; the rotation score needs no such care)."""
+        if self.score_kind == "rotation":
+            return self.rotation_score(x)
+        return super().score(x, exclude_self)
