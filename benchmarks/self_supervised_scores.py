@@ -6,7 +6,8 @@ ways. This prints, per run directory, the validation AUROC of each score (the sp
 saved: its validation normals against its validation labelled anomalies), and with ``--test``
 the test AUROC too, for the record; the choice of ``model.score`` is made on validation only.
 
-    python benchmarks/self_supervised_scores.py runs/benchmarks/photo-like-class*/runs/self_supervised/*/*/g0.05-*
+    python benchmarks/self_supervised_scores.py \
+        runs/benchmarks/photo-like-class*/runs/self_supervised/mvtec/class0/g0.05-k1-seed0
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def main() -> None:
     print("| run | " + " | ".join(columns) + " |")
     print("| --- |" + " --- |" * len(columns))
     for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{row.get(c, float('nan')):.4f}" for c in columns) + " |")
+        cells = [f"{row.get(c, float('nan')):.4f}" for c in columns]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     means = {c: np.mean([r[c] for r in rows.values() if c in r]) for c in columns}
     print("| mean | " + " | ".join(f"{means[c]:.4f}" for c in columns) + " |")
 

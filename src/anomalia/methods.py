@@ -100,7 +100,7 @@ _METHODS = (
         "self_supervised",
         SelfSupervisedModule,
         "encoder trained from scratch to tell which way up augmented normal images are "
-        "(RotNet/GEOM), labelled anomalies as outlier exposure; sees shapes, not pixels",
+        "(RotNet/GEOM); sees shapes, not pixels, for photographs",
         "rotation uncertainty",
     ),
 )
