@@ -87,8 +87,6 @@ class SelfSupervisedScorer(FeatureBankScorer):
     ) -> None:  # fmt: skip
         encoder = ConvEncoder(in_channels, width)
         super().__init__(encoder.out_dim, k, anomaly_weight)
-        self.in_channels = in_channels
-        self.image_size = image_size
         self.score_kind = score
         self.encoder = encoder
         self.rotation_head = nn.Linear(encoder.out_dim, 4)
