@@ -8,7 +8,13 @@ import torch
 
 from anomalia import Detector
 from anomalia.evaluation import auroc
-from anomalia.models.self_supervised import exposure_loss, rotate_quarters, rotation_loss
+from anomalia.models.knn import KnnConfig
+from anomalia.models.self_supervised import (
+    SelfSupervisedScorer,
+    exposure_loss,
+    rotate_quarters,
+    rotation_loss,
+)
 from anomalia.models.self_supervised.torch_model import quarter_turn
 
 
@@ -86,6 +92,69 @@ def test_shifted_and_recoloured_normals_score_like_normals():
     detector = Detector("self_supervised", n_epochs=30, batch_size=64, **settings).fit(train)
     # floor well below the ~0.98 this seed reaches
     assert auroc(labels, detector.decision_function(test)) >= 0.85
+
+
+def test_score_needs_pixels_exactly_when_fused():
+    pixels = KnnConfig().build(1, 16)
+    with pytest.raises(ValueError, match="fused"):
+        SelfSupervisedScorer(1, 16, score="fused")
+    with pytest.raises(ValueError, match="fused"):
+        SelfSupervisedScorer(1, 16, score="rotation", pixels=pixels)
+    assert "fusion_scale" not in SelfSupervisedScorer(1, 16).state_dict()  # old saves load
+
+
+def test_fused_score_trains_saves_loads_and_exports(tmp_path):
+    """The fused detector holds both scorers fitted and the spreads of their scores, scores
+    with the sum of the scaled scores, and keeps those scores through save/load and ONNX."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    from anomalia.export import export_onnx
+
+    rng = np.random.default_rng(0)
+    images = np.concatenate([glyphs("T", 40, rng), glyphs("L", 6, rng)])
+    labels = np.r_[np.zeros(40), np.ones(6)]
+    settings = {"progress_bar": False, "accelerator": "cpu", "seed": 0, "n_epochs": 2}
+    detector = Detector("self_supervised", score="fused", views="none", batch_size=16, **settings)
+    detector.fit(images, labels, val_images=images[:8])
+    model = detector.model_
+    assert model.pixels is not None and model.fusion_scale is not None
+    assert len(model.pixels.normal_bank) == 40 and len(model.pixels.anomaly_bank) == 6
+    assert (model.fusion_scale > 0).all() and not torch.equal(model.fusion_scale, torch.ones(2))
+
+    test = glyphs("L", 5, rng).astype(np.float32) / 255
+    x = torch.from_numpy(test)
+    with torch.no_grad():
+        by_hand = (
+            model.rotation_score(x) / model.fusion_scale[0]
+            + model.pixels.score(x) / model.fusion_scale[1]
+        )
+    np.testing.assert_allclose(detector.decision_function(test), by_hand.numpy(), rtol=1e-5)
+
+    detector.save(tmp_path / "model.pt")
+    loaded = Detector.load(tmp_path / "model.pt", accelerator="cpu")
+    np.testing.assert_array_equal(loaded.decision_function(test), detector.decision_function(test))
+    session = onnxruntime.InferenceSession(
+        str(export_onnx(loaded, tmp_path / "model.onnx")), providers=["CPUExecutionProvider"]
+    )
+    (onnx_scores,) = session.run(["scores"], {"images": test})
+    np.testing.assert_allclose(onnx_scores, detector.decision_function(test), rtol=1e-4)
+
+
+def test_score_choice_leaves_training_alone():
+    """Filling the banks before each validation (score: fused) runs the network in eval mode
+    (batch-norm statistics untouched) and draws nothing from the global random stream, so the
+    trained network is the same whichever score is chosen."""
+    rng = np.random.default_rng(1)
+    images, val = glyphs("T", 32, rng), glyphs("T", 8, rng)
+    settings = {"progress_bar": False, "accelerator": "cpu", "seed": 0, "n_epochs": 2}
+    weights = []
+    for score in ("rotation", "fused"):
+        detector = Detector("self_supervised", score=score, batch_size=16, **settings)
+        detector.fit(images, val_images=val)
+        weights.append(detector.model_.encoder.state_dict())
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(weights[1][name], tensor, rtol=0, atol=0)
 
 
 def test_cli_end_to_end_on_photo_like_folders(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -11,30 +12,43 @@ from anomalia.models.knn.torch_model import FeatureBankScorer
 from anomalia.training.base import AnomalyModule
 
 
-@torch.no_grad()
-def fill_banks(module: AnomalyModule) -> None:
-    """Fill ``module.model``'s (a :class:`FeatureBankScorer`) banks with the features of every
-    image of the training *dataset* (un-augmented, in eval mode), split by label.
+def training_set_batches(module: AnomalyModule) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every image of the training *dataset* (un-augmented) with its target, in batches on
+    ``module``'s device, the model in eval mode meanwhile.
 
     The dataset, not the balanced batches, which re-draw anomalies, may leave some out, and
-    under DDP give each process only a shard; so every process builds the same complete banks.
+    under DDP give each process only a shard; so every process sees the same complete set.
     """
-    model = module.model
-    assert isinstance(model, FeatureBankScorer)
     loader = module.trainer.train_dataloader
     assert loader is not None
-    batches = torch.utils.data.DataLoader(
-        loader.dataset, batch_size=512, collate_fn=loader.collate_fn
+    batches = torch.utils.data.DataLoader(  # own generator: the global RNG, hence the
+        loader.dataset,  # training that follows, is the same whether or not banks are filled
+        batch_size=512,
+        collate_fn=loader.collate_fn,
+        generator=torch.Generator(),
     )
-    was_training = model.training
-    model.eval()
+    was_training = module.model.training
+    module.model.eval()
+    try:
+        for x, t in batches:
+            yield x.to(module.device), t.to(module.device)
+    finally:
+        module.model.train(was_training)
+
+
+@torch.no_grad()
+def fill_banks(module: AnomalyModule, model: FeatureBankScorer | None = None) -> None:
+    """Fill the banks of ``model`` (default ``module.model``, a :class:`FeatureBankScorer`)
+    with the features of every training image (:func:`training_set_batches`), split by
+    label."""
+    scorer = module.model if model is None else model
+    assert isinstance(scorer, FeatureBankScorer)
     features, targets = [], []
-    for x, t in batches:
-        features.append(model.features(x.to(module.device)))
-        targets.append(t.to(module.device).bool())
-    model.train(was_training)
+    for x, t in training_set_batches(module):
+        features.append(scorer.features(x))
+        targets.append(t.bool())
     f, is_anomaly = torch.cat(features), torch.cat(targets)
-    model.set_banks(f[~is_anomaly], f[is_anomaly])
+    scorer.set_banks(f[~is_anomaly], f[is_anomaly])
 
 
 class KnnModule(AnomalyModule):

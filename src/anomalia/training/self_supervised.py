@@ -15,9 +15,9 @@ from anomalia.models.self_supervised import (
     rotate_quarters,
     rotation_loss,
 )
-from anomalia.training.augment import BatchAugmenter, batch_seed
+from anomalia.training.augment import batch_seed, build_augmenter
 from anomalia.training.base import AnomalyModule
-from anomalia.training.knn import fill_banks
+from anomalia.training.knn import fill_banks, training_set_batches
 
 
 class SelfSupervisedModule(AnomalyModule):
@@ -29,7 +29,7 @@ class SelfSupervisedModule(AnomalyModule):
 
     The feature banks are filled from the whole, un-augmented training set when training ends,
     and before each validation when the score uses them (so ``val/auroc`` is that of the
-    detector as it is).
+    detector as it is); for ``score=fused`` the pixel banks and the two scores' spreads too.
     """
 
     config_class = SelfSupervisedConfig
@@ -40,7 +40,7 @@ class SelfSupervisedModule(AnomalyModule):
         self, in_channels: int, image_size: int, model: dict[str, Any], optim: dict[str, Any]
     ) -> None:
         super().__init__(in_channels, image_size, model, optim)
-        self.views = BatchAugmenter(self.config.views, in_channels, image_size)
+        self.views = build_augmenter(self.config.views, in_channels, image_size)
         self._view_seed = torch.initial_seed()  # read, not drawn: the weights stay as seeded
 
     def _turned_view(
@@ -50,7 +50,8 @@ class SelfSupervisedModule(AnomalyModule):
         seed = batch_seed(self._view_seed, self.current_epoch, batch_idx, self.global_rank, stream)
         generator = torch.Generator().manual_seed(seed)
         quarters = torch.randint(0, 4, (len(x),), generator=generator).to(x.device)
-        return rotate_quarters(self.views(x, seed), quarters), quarters
+        view = x if self.views is None else self.views(x, seed)
+        return rotate_quarters(view, quarters), quarters
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -71,11 +72,28 @@ class SelfSupervisedModule(AnomalyModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        if self.config.score == "neighbours":  # the rotation score needs no banks
-            fill_banks(self)
+        if self.config.score != "rotation":  # the rotation score needs no banks
+            self._fill_banks()
 
     def on_train_end(self) -> None:
+        self._fill_banks()
+
+    def _fill_banks(self) -> None:
         fill_banks(self)
+        if self.model.pixels is not None:
+            fill_banks(self, self.model.pixels)
+            self._fit_fusion_scale()
+
+    @torch.no_grad()
+    def _fit_fusion_scale(self) -> None:
+        """The two scores' spreads over the normal training images, for ``score=fused``."""
+        assert self.model.pixels is not None
+        rotation, pixels = [], []
+        for x, t in training_set_batches(self):
+            normals = x[t == 0]
+            rotation.append(self.model.rotation_score(normals))
+            pixels.append(self.model.pixels.score(normals, exclude_self=True))
+        self.model.set_fusion_scale(torch.cat(rotation), torch.cat(pixels))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.make_adam(self.model.parameters())

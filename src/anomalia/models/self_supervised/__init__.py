@@ -20,6 +20,7 @@ from typing import Literal
 
 from anomalia.config import param
 from anomalia.models.common import ModelConfig
+from anomalia.models.knn import KnnConfig
 from anomalia.models.self_supervised.loss import exposure_loss, rotation_loss
 from anomalia.models.self_supervised.torch_model import (
     ConvEncoder,
@@ -34,8 +35,10 @@ class SelfSupervisedConfig(ModelConfig):
     """Parameters of the self-supervised detector."""
 
     width: int = param(32, ge=1, help="channels of the encoder's first block (features: 4x)")
-    views: Literal["light", "strong"] = param(
-        "strong", help="augmentation preset that makes the training views of each image"
+    views: Literal["none", "light", "strong"] = param(
+        "strong",
+        help="augmentation preset that makes the training views of each image (none: the "
+        "images only turned)",
     )
     exposure_weight: float = param(
         0.0,
@@ -47,7 +50,9 @@ class SelfSupervisedConfig(ModelConfig):
     score: SelfSupervisedScore = param(
         "rotation",
         help="rotation: how unsure the head is of the image's quarter turns (GEOM); neighbours: "
-        "distance to the nearest normal training images in feature space, as knn's",
+        "distance to the nearest normal training images in feature space, as knn's; fused: "
+        "rotation plus knn's blurred-pixel score, each divided by its spread over the normal "
+        "training images (for centred images such as Fashion-MNIST; docs/results.md)",
     )
     k: int = param(3, ge=1, help="neighbours averaged for each distance (score: neighbours)")
     anomaly_weight: float = param(
@@ -57,8 +62,9 @@ class SelfSupervisedConfig(ModelConfig):
     )
 
     def build(self, in_channels: int, image_size: int) -> SelfSupervisedScorer:
+        pixels = KnnConfig().build(in_channels, image_size) if self.score == "fused" else None
         return SelfSupervisedScorer(
-            in_channels, image_size, self.width, self.k, self.anomaly_weight, self.score
+            in_channels, image_size, self.width, self.k, self.anomaly_weight, self.score, pixels
         )
 
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anomalia.models.knn.torch_model import FeatureBankScorer
+from anomalia.models.knn.torch_model import FeatureBankScorer, KnnScorer
 
-SelfSupervisedScore = Literal["rotation", "neighbours"]
+SelfSupervisedScore = Literal["rotation", "neighbours", "fused"]
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -76,20 +76,36 @@ class SelfSupervisedScorer(FeatureBankScorer):
       an unfamiliar shape leaves it unsure.
     - ``score="neighbours"``: :class:`FeatureBankScorer`'s distance to the k nearest normal
       training images (unit-length features: cosine geometry) with its labelled-anomaly term.
+    - ``score="fused"``: the rotation score plus ``pixels``' score (the ``knn`` detector in
+      blurred pixel space, labelled-anomaly term included), each divided by its standard
+      deviation over the normal training images (``fusion_scale``): what the network learned
+      about shape, and what the pixels say about everything else.
 
-    The banks are filled in either case (the cost is one pass over the training set) so that
-    a saved detector always holds its training features.
+    The feature banks are filled in every case (the cost is one pass over the training set)
+    so that a saved detector always holds its training features; ``pixels`` exists only for
+    ``fused``.
+
+    Args:
+        pixels: the pixel-space scorer of ``score="fused"`` (a :class:`KnnScorer` with knn's
+            settings), None otherwise.
     """
 
     def __init__(
         self, in_channels: int, image_size: int, width: int = 32, k: int = 3,
         anomaly_weight: float = 0.5, score: SelfSupervisedScore = "rotation",
+        pixels: KnnScorer | None = None,
     ) -> None:  # fmt: skip
+        if (score == "fused") != (pixels is not None):
+            raise ValueError("a pixel scorer is needed for, and only for, score='fused'")
         encoder = ConvEncoder(in_channels, width)
         super().__init__(encoder.out_dim, k, anomaly_weight)
         self.score_kind = score
         self.encoder = encoder
         self.rotation_head = nn.Linear(encoder.out_dim, 4)
+        self.pixels = pixels
+        # (rotation, pixels); None (not saved) unless fused, so detectors saved before
+        # ``fused`` existed still load.
+        self.register_buffer("fusion_scale", None if pixels is None else torch.ones(2))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> unit-length features (B, 4 * width)."""
@@ -106,9 +122,21 @@ class SelfSupervisedScorer(FeatureBankScorer):
         ]  # (no zeros of the batch's length to add to: ONNX would fix the batch size)
         return -torch.stack(terms, dim=1).mean(dim=1)
 
+    def set_fusion_scale(self, rotation: torch.Tensor, pixels: torch.Tensor) -> None:
+        """Store the spreads of the two scores (B,) of normal training images for ``fused``
+        (the pixel scores each leaving its own image out)."""
+        spread = torch.stack([rotation.std(), pixels.std()])
+        self.fusion_scale = spread.clamp_min(1e-12).detach()  # constant scores: no division by 0
+
     def score(self, x: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
         """Anomaly score (B,), higher = more anomalous (``exclude_self``: see
         :meth:`FeatureBankScorer.score`; the rotation score needs no such care)."""
         if self.score_kind == "rotation":
             return self.rotation_score(x)
+        if self.score_kind == "fused":
+            assert self.pixels is not None and self.fusion_scale is not None  # (__init__)
+            pixel_score = self.pixels.score(x, exclude_self)
+            return (
+                self.rotation_score(x) / self.fusion_scale[0] + pixel_score / self.fusion_scale[1]
+            )
         return super().score(x, exclude_self)

@@ -1,0 +1,115 @@
+"""How ``self_supervised``'s settings for centred thumbnails were chosen: on a design split of
+the Fashion-MNIST TRAINING set, never on the test set.
+
+With k_l = 1 a run's validation split holds only the one labelled anomaly class (which the
+labelled-anomaly term already makes easy: validation AUROC > 0.99), so it cannot say how a
+score does on the eight unseen classes. The design split can: per finished run, its held-out
+validation normals against up to 300 training images of each other class that the run never
+saw (neither trained on nor validated with). Prints, per run and on the mean, the AUROC there of
+
+- ``rotation``: the rotation score (GEOM);
+- ``neighbours``: nearest normals in the learned feature space, with the labelled-anomaly term;
+- ``pixels``: knn's blurred-pixel score (the run's own ``pixels`` scorer when it has one, else
+  knn with its defaults fitted on the run's training split: knn has nothing to train);
+- ``rank sum``: the sum of the rotation and pixel scores' ranks (needs the whole query set at
+  once, so it cannot score one image; a yardstick, not a detector);
+- ``fused``: the shipped ``score=fused``, rotation / spread + pixels / spread with the spreads
+  (standard deviations) over the run's normal training images;
+- ``fused, held-out spreads``: the same with spreads over the validation normals.
+
+    python benchmarks/self_supervised_design.py \
+        runs/benchmarks/deep-sad-self-supervised/runs/self_supervised/fashion_mnist/*/g0.05-k1-seed0
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+from anomalia.data.images import to_image_tensor
+from anomalia.evaluation import auroc
+from anomalia.experiment import prepare_data
+from anomalia.models.knn import KnnConfig
+from anomalia.models.knn.torch_model import FeatureBankScorer
+from anomalia.rundir import RunDir
+
+PER_CLASS = 300
+
+
+@torch.no_grad()
+def batched(score, images: torch.Tensor, **kwargs) -> np.ndarray:
+    return torch.cat(
+        [score(images[i : i + 512], **kwargs) for i in range(0, len(images), 512)]
+    ).numpy()
+
+
+def design_aurocs(run_dir: Path) -> dict[str, float]:
+    run = RunDir(run_dir)
+    config, split = run.read_config(), run.read_split()
+    data, _ = prepare_data(config)
+    model = run.load_detector(accelerator="cpu").model_.eval()
+    seen = np.zeros(len(data.train_labels), dtype=bool)
+    seen[split.train_indices] = seen[split.val_indices] = True
+    held_out = split.val_indices[split.val_targets == 0]
+    rng = np.random.default_rng(0)
+    others = [
+        rng.permutation(np.flatnonzero((data.train_labels == c) & ~seen))[:PER_CLASS]
+        for c in np.unique(data.train_labels)
+        if c != split.normal_class
+    ]
+    queries = np.concatenate([held_out, *others])
+    labels = np.r_[np.zeros(len(held_out)), np.ones(len(queries) - len(held_out))].astype(int)
+    train_normals = split.train_indices[split.train_targets == 0]
+    train_anomalies = split.train_indices[split.train_targets == 1]
+    x = to_image_tensor(data.train_images)
+
+    pixels = model.pixels
+    if pixels is None:
+        pixels = KnnConfig().build(x.shape[1], x.shape[-1])
+        pixels.set_banks(pixels.features(x[train_normals]), pixels.features(x[train_anomalies]))
+    rot = {n: batched(model.rotation_score, x[i]) for n, i in
+           (("q", queries), ("train", train_normals), ("val", held_out))}  # fmt: skip
+    pix = {
+        "q": batched(pixels.score, x[queries]),
+        "train": batched(pixels.score, x[train_normals], exclude_self=True),
+        "val": batched(pixels.score, x[held_out]),
+    }
+
+    def fused(spreads: str) -> np.ndarray:
+        return rot["q"] / rot[spreads].std() + pix["q"] / pix[spreads].std()
+
+    return {
+        "rotation": auroc(labels, rot["q"]),
+        "neighbours": auroc(
+            labels, batched(lambda b: FeatureBankScorer.score(model, b), x[queries])
+        ),
+        "pixels": auroc(labels, pix["q"]),
+        "rank sum": auroc(labels, rankdata(rot["q"]) + rankdata(pix["q"])),
+        "fused": auroc(labels, fused("train")),
+        "fused, held-out spreads": auroc(labels, fused("val")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = {}
+    for run_dir in args.run_dirs:
+        rows[f"{run_dir.parent.name}/{run_dir.name}"] = design_aurocs(run_dir)
+    columns = list(next(iter(rows.values())))
+    print("| run | " + " | ".join(columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(f"{100 * row[c]:.2f}" for c in columns) + " |")
+    means = [100 * np.mean([r[c] for r in rows.values()]) for c in columns]
+    print("| mean | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+
+
+if __name__ == "__main__":
+    main()
