@@ -9,6 +9,7 @@ Two measurements, printed as Markdown for docs/benchmarks.md:
    held before, Linux only).
 
     python benchmarks/speed.py --loop --methods
+    python benchmarks/speed.py --methods --method self_supervised --model score=fused
 """
 
 from __future__ import annotations
@@ -44,20 +45,25 @@ def n_images(targets: np.ndarray, n_epochs: int) -> int:
     return sum(len(b) for b in BalancedBatchSampler(targets, 32)) * n_epochs
 
 
-def module_for(method: str):
+def module_for(method: str, model: dict[str, Any] | None = None):
     from dataclasses import asdict
+
+    from anomalia.config import from_dict
 
     seed_everything(0)
     optim = {"lr": 1e-3, "betas": [0.9, 0.999], "weight_decay": 0.0}
     # Deep SAD without pretraining: one epoch measures its own phase (c, then the SAD loss).
     params = {"n_pretrain_epochs": 0} if method == "deep_sad" else {}
     record = get_method(method)
-    return record.module(1, 28, asdict(record.config_class(**params)), optim)
+    config = from_dict(record.config_class, {**params, **(model or {})}, prefix="model.")
+    return record.module(1, 28, asdict(config), optim)
 
 
-def lightning_rate(method: str, images, targets, n_epochs: int) -> tuple[float, Any]:
+def lightning_rate(
+    method: str, images, targets, n_epochs: int, model: dict[str, Any] | None = None
+) -> tuple[float, Any]:
     """Training images per second through anomalia's Lightning module, and the module."""
-    module = module_for(method)
+    module = module_for(method, model)
     trainer = build_trainer(TrainConfig(n_epochs=n_epochs, progress_bar=False, accelerator="cpu"))
     start = time.perf_counter()
     trainer.fit(module, loader(images, targets))
@@ -111,6 +117,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--method", action="append", help="only this method (repeatable)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model parameter for every method timed, e.g. score=fused (repeatable)",
+    )
     parser.add_argument("--one", metavar="METHOD", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -141,17 +154,22 @@ def main() -> None:
         print("| --- | --- | --- | --- | --- |")
         methods = args.method or available_methods()
         for method in methods:  # each in a fresh process: clean peak memory
+            overrides = [f"--model={kv}" for kv in args.model]
             subprocess.run(
-                [sys.executable, __file__, "--one", method], check=True, stderr=subprocess.DEVNULL
+                [sys.executable, __file__, "--one", method, *overrides],
+                check=True,
+                stderr=subprocess.DEVNULL,
             )
     if args.one:
         test = torch.from_numpy(data.test_images).float() / 255
         method = args.one
+        model = dict(kv.split("=", 1) for kv in args.model)
         (train, module), train_mib = peak_rise_mib(
-            lambda: lightning_rate(method, images, targets, 1)
+            lambda: lightning_rate(method, images, targets, 1, model)
         )
         score, score_mib = peak_rise_mib(lambda: scoring_rate(module.model, test))
-        print(f"| {method} | {train:.0f} | {score:.0f} | {train_mib:.0f} | {score_mib:.0f} |")
+        name = " ".join([method, *args.model])
+        print(f"| {name} | {train:.0f} | {score:.0f} | {train_mib:.0f} | {score_mib:.0f} |")
 
 
 if __name__ == "__main__":
