@@ -120,7 +120,10 @@ def test_fused_score_trains_saves_loads_and_exports(tmp_path):
     model = detector.model_
     assert model.pixels is not None and model.fusion_scale is not None
     assert len(model.pixels.normal_bank) == 40 and len(model.pixels.anomaly_bank) == 6
-    assert (model.fusion_scale > 0).all() and not torch.equal(model.fusion_scale, torch.ones(2))
+    normals = torch.from_numpy(images[:40].astype(np.float32) / 255)
+    with torch.no_grad():  # the pixel spread, computed at the first validation, is kept
+        spreads = [model.rotation_score(normals).std(), model.pixels.score_training(normals).std()]
+    torch.testing.assert_close(model.fusion_scale, torch.stack(spreads))
 
     test = glyphs("L", 5, rng).astype(np.float32) / 255
     x = torch.from_numpy(test)

@@ -81,19 +81,26 @@ class SelfSupervisedModule(AnomalyModule):
     def _fill_banks(self) -> None:
         fill_banks(self)
         if self.model.pixels is not None:
-            fill_banks(self, self.model.pixels)
             self._fit_fusion_scale()
 
     @torch.no_grad()
     def _fit_fusion_scale(self) -> None:
-        """The two scores' spreads over the normal training images, for ``score=fused``."""
-        assert self.model.pixels is not None
-        rotation, pixels = [], []
+        """The two scores' spreads over the normal training images, for ``score=fused``. The
+        pixel banks and the pixel scores' spread depend on the training images only, so they
+        are computed once (a resumed run has them from its checkpoint); the rotation spread
+        follows the network and is measured again each time."""
+        pixels = self.model.pixels
+        assert pixels is not None
+        first = not pixels.is_fitted
+        if first:
+            fill_banks(self, pixels)
+        rotation, pixel_scores = [], []
         for x, t in training_set_batches(self):
             normals = x[t == 0]
             rotation.append(self.model.rotation_score(normals))
-            pixels.append(self.model.pixels.score(normals, exclude_self=True))
-        self.model.set_fusion_scale(torch.cat(rotation), torch.cat(pixels))
+            if first:
+                pixel_scores.append(pixels.score(normals, exclude_self=True))
+        self.model.set_fusion_scale(torch.cat(rotation), torch.cat(pixel_scores) if first else None)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.make_adam(self.model.parameters())

@@ -90,6 +90,8 @@ class SelfSupervisedScorer(FeatureBankScorer):
             settings), None otherwise.
     """
 
+    fusion_scale: torch.Tensor | None
+
     def __init__(
         self, in_channels: int, image_size: int, width: int = 32, k: int = 3,
         anomaly_weight: float = 0.5, score: SelfSupervisedScore = "rotation",
@@ -122,11 +124,13 @@ class SelfSupervisedScorer(FeatureBankScorer):
         ]  # (no zeros of the batch's length to add to: ONNX would fix the batch size)
         return -torch.stack(terms, dim=1).mean(dim=1)
 
-    def set_fusion_scale(self, rotation: torch.Tensor, pixels: torch.Tensor) -> None:
+    def set_fusion_scale(self, rotation: torch.Tensor, pixels: torch.Tensor | None) -> None:
         """Store the spreads of the two scores (B,) of normal training images for ``fused``
-        (the pixel scores each leaving its own image out)."""
-        spread = torch.stack([rotation.std(), pixels.std()])
-        self.fusion_scale = spread.clamp_min(1e-12).detach()  # constant scores: no division by 0
+        (the pixel scores each leaving its own image out); ``pixels`` None keeps the stored
+        pixel spread."""
+        assert self.fusion_scale is not None  # (fused only)
+        spreads = [rotation.std(), self.fusion_scale[1] if pixels is None else pixels.std()]
+        self.fusion_scale = torch.stack(spreads).clamp_min(1e-12).detach()  # no division by 0
 
     def score(self, x: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
         """Anomaly score (B,), higher = more anomalous (``exclude_self``: see
