@@ -15,7 +15,10 @@ saw (neither trained on nor validated with). Prints, per run and on the mean, th
   once, so it cannot score one image; a yardstick, not a detector);
 - ``fused``: the shipped ``score=fused``, rotation / spread + pixels / spread with the spreads
   (standard deviations) over the run's normal training images;
-- ``fused, held-out spreads``: the same with spreads over the validation normals.
+- ``fused, held-out spreads``: the same with spreads over the validation normals;
+- ``fused + neighbours``: the three scores each over its spread on the training normals;
+- ``fused, mirror-averaged turns``: the rotation score averaged over the image and its mirror
+  image (left-right), plus the pixel score, each over its spread.
 
     python benchmarks/self_supervised_design.py \
         runs/benchmarks/deep-sad-self-supervised/runs/self_supervised/fashion_mnist/*/g0.05-k1-seed0
@@ -71,26 +74,31 @@ def design_aurocs(run_dir: Path) -> dict[str, float]:
     if pixels is None:
         pixels = KnnConfig().build(x.shape[1], x.shape[-1])
         pixels.set_banks(pixels.features(x[train_normals]), pixels.features(x[train_anomalies]))
-    rot = {n: batched(model.rotation_score, x[i]) for n, i in
-           (("q", queries), ("train", train_normals), ("val", held_out))}  # fmt: skip
-    pix = {
-        "q": batched(pixels.score, x[queries]),
-        "train": batched(pixels.score, x[train_normals], exclude_self=True),
-        "val": batched(pixels.score, x[held_out]),
-    }
 
-    def fused(spreads: str) -> np.ndarray:
-        return rot["q"] / rot[spreads].std() + pix["q"] / pix[spreads].std()
+    def neighbours(b: torch.Tensor, **kwargs) -> torch.Tensor:
+        return FeatureBankScorer.score(model, b, **kwargs)
+
+    def mirror_averaged(b: torch.Tensor) -> torch.Tensor:
+        return (model.rotation_score(b) + model.rotation_score(b.flip(3))) / 2
+
+    sets = {"q": queries, "train": train_normals, "val": held_out}
+    rot = {n: batched(model.rotation_score, x[i]) for n, i in sets.items()}
+    pix = {n: batched(pixels.score, x[i], exclude_self=n == "train") for n, i in sets.items()}
+    nb = {n: batched(neighbours, x[i], exclude_self=n == "train") for n, i in sets.items()}
+    mirror = {n: batched(mirror_averaged, x[sets[n]]) for n in ("q", "train")}
+
+    def over_spread(scores: dict[str, np.ndarray], spreads: str = "train") -> np.ndarray:
+        return scores["q"] / scores[spreads].std()
 
     return {
         "rotation": auroc(labels, rot["q"]),
-        "neighbours": auroc(
-            labels, batched(lambda b: FeatureBankScorer.score(model, b), x[queries])
-        ),
+        "neighbours": auroc(labels, nb["q"]),
         "pixels": auroc(labels, pix["q"]),
         "rank sum": auroc(labels, rankdata(rot["q"]) + rankdata(pix["q"])),
-        "fused": auroc(labels, fused("train")),
-        "fused, held-out spreads": auroc(labels, fused("val")),
+        "fused": auroc(labels, over_spread(rot) + over_spread(pix)),
+        "fused, held-out spreads": auroc(labels, over_spread(rot, "val") + over_spread(pix, "val")),
+        "fused + neighbours": auroc(labels, over_spread(rot) + over_spread(pix) + over_spread(nb)),
+        "fused, mirror-averaged turns": auroc(labels, over_spread(mirror) + over_spread(pix)),
     }
 
 
