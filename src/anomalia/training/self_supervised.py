@@ -29,7 +29,8 @@ class SelfSupervisedModule(AnomalyModule):
 
     The feature banks are filled from the whole, un-augmented training set when training ends,
     and before each validation when the score uses them (so ``val/auroc`` is that of the
-    detector as it is); for ``score=fused`` the pixel banks and the two scores' spreads too.
+    detector as it is); for ``score=fused`` the rotation score's spread too, and once the pixel
+    banks and their score's spread.
     """
 
     config_class = SelfSupervisedConfig
