@@ -27,6 +27,7 @@ saw (neither trained on nor validated with). Prints, per run and on the mean, th
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,21 @@ def batched(score, images: torch.Tensor, **kwargs) -> np.ndarray:
     ).numpy()
 
 
-def design_aurocs(run_dir: Path) -> dict[str, float]:
+@dataclass
+class DesignSplit:
+    """A finished run's detector and its design split, all from the TRAINING images ``x``:
+    ``sets`` indexes ``q`` (the queries: held-out validation normals, then up to
+    ``PER_CLASS`` never-seen images of each other class; ``labels`` 1 for those), ``train``
+    (the run's normal training images) and ``val`` (the held-out normals)."""
+
+    model: torch.nn.Module
+    x: torch.Tensor
+    sets: dict[str, np.ndarray]
+    labels: np.ndarray
+    train_anomalies: np.ndarray
+
+
+def design_split(run_dir: Path) -> DesignSplit:
     run = RunDir(run_dir)
     config, split = run.read_config(), run.read_split()
     data, _ = prepare_data(config)
@@ -68,7 +83,14 @@ def design_aurocs(run_dir: Path) -> dict[str, float]:
     labels = np.r_[np.zeros(len(held_out)), np.ones(len(queries) - len(held_out))].astype(int)
     train_normals = split.train_indices[split.train_targets == 0]
     train_anomalies = split.train_indices[split.train_targets == 1]
-    x = to_image_tensor(data.train_images)
+    sets = {"q": queries, "train": train_normals, "val": held_out}
+    return DesignSplit(model, to_image_tensor(data.train_images), sets, labels, train_anomalies)
+
+
+def design_aurocs(run_dir: Path) -> dict[str, float]:
+    design = design_split(run_dir)
+    model, x, sets, labels = design.model, design.x, design.sets, design.labels
+    train_normals, train_anomalies = sets["train"], design.train_anomalies
 
     pixels = model.pixels
     if pixels is None:
@@ -81,7 +103,6 @@ def design_aurocs(run_dir: Path) -> dict[str, float]:
     def mirror_averaged(b: torch.Tensor) -> torch.Tensor:
         return (model.rotation_score(b) + model.rotation_score(b.flip(3))) / 2
 
-    sets = {"q": queries, "train": train_normals, "val": held_out}
     rot = {n: batched(model.rotation_score, x[i]) for n, i in sets.items()}
     pix = {n: batched(pixels.score, x[i], exclude_self=n == "train") for n, i in sets.items()}
     nb = {n: batched(neighbours, x[i], exclude_self=n == "train") for n, i in sets.items()}

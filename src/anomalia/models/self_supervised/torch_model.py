@@ -38,6 +38,11 @@ class ConvEncoder(nn.Module):
         self.out_dim = 4 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            # Scoring is nearly all convolution, which oneDNN runs faster on channels-last
+            # tensors (docs/benchmarks.md); the same numbers to float rounding. Training keeps
+            # the default layout, so seeded training gives the weights it always gave.
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x).mean(dim=(2, 3))  # (B, 4 * width)
 
 
