@@ -123,6 +123,17 @@ def design_aurocs(run_dir: Path) -> dict[str, float]:
     }
 
 
+def print_table(rows: dict[str, dict[str, float]]) -> None:
+    """A Markdown table of AUROCs in percent, a row per run and their mean."""
+    columns = list(next(iter(rows.values())))
+    print("| run | " + " | ".join(columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(f"{100 * row[c]:.2f}" for c in columns) + " |")
+    means = [100 * np.mean([r[c] for r in rows.values()]) for c in columns]
+    print("| mean | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path)
@@ -131,13 +142,7 @@ def main() -> None:
     rows = {}
     for run_dir in args.run_dirs:
         rows[f"{run_dir.parent.name}/{run_dir.name}"] = design_aurocs(run_dir)
-    columns = list(next(iter(rows.values())))
-    print("| run | " + " | ".join(columns) + " |")
-    print("| --- |" + " --- |" * len(columns))
-    for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{100 * row[c]:.2f}" for c in columns) + " |")
-    means = [100 * np.mean([r[c] for r in rows.values()]) for c in columns]
-    print("| mean | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

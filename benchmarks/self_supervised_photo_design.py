@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from self_supervised_design import batched, design_split
+from self_supervised_design import batched, design_split, print_table
 
 from anomalia.evaluation import auroc
 from anomalia.models.knn.torch_model import FeatureBankScorer, knn_distance
@@ -128,13 +128,7 @@ def main() -> None:
         name = next(p for p in run_dir.parts if p.startswith("photo-like")) + "/" + run_dir.name
         rows[name] = design_aurocs(run_dir)
         print(name, {k: round(100 * v, 2) for k, v in rows[name].items()}, flush=True)
-    columns = list(next(iter(rows.values())))
-    print("| run | " + " | ".join(columns) + " |")
-    print("| --- |" + " --- |" * len(columns))
-    for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{100 * row[c]:.2f}" for c in columns) + " |")
-    means = [100 * np.mean([r[c] for r in rows.values()]) for c in columns]
-    print("| mean | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":
