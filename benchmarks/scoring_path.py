@@ -85,7 +85,8 @@ def main() -> None:
         with torch.no_grad():  # untrained weights cost the same arithmetic as trained ones
             model.set_banks(model.features(train), torch.zeros(0, model.feature_dim))
             if model.pixels is not None:
-                model.pixels.set_banks(model.pixels.features(train), torch.zeros(0, 784))
+                pixels = model.pixels
+                pixels.set_banks(pixels.features(train), torch.zeros(0, pixels.feature_dim))
         fast = ConvEncoder.forward
         rates: dict[str, list[float]] = {"scoring": [], "plain modules": []}
         results = {}

@@ -7,8 +7,9 @@ Prints, per run and on the mean, the AUROC there of
 
 - ``rotation``: the shipped rotation score (GEOM), on the image as it is;
 - ``rotation, N views``: the rotation score averaged over N fixed views of the image (each
-  view one draw of the ``light`` preset's affine move and colour jitter, the same draw for
-  every image, so an image's score does not depend on its batch), the image itself first;
+  view one draw from the ``light`` preset's ranges of affine move and colour jitter, the
+  jitter always applied, the same draw for every image, so an image's score does not depend
+  on its batch), the image itself first;
 - ``neighbours``: nearest normals in the learned feature space (with knn's labelled-anomaly
   term), the shipped ``score=neighbours``;
 - ``neighbours, 4 turns``: the same on the four turns' features side by side (unit length);
@@ -40,7 +41,8 @@ N_VIEWS = (4, 8)
 
 
 def light_view(in_channels: int) -> torch.nn.Module:
-    """The ``light`` preset's affine move and colour jitter, one draw for a whole batch."""
+    """The ``light`` preset's ranges (``anomalia.training.augment``) with the colour jitter
+    always applied (the preset: p 0.8) and one draw for a whole batch (``same_on_batch``)."""
     import kornia.augmentation as K
 
     rgb = in_channels == 3
