@@ -209,19 +209,25 @@ def test_two_nodes_without_shared_storage_send_run_directories_back(
     assert len(list((tmp_path / "smoke" / "cells").glob("*.log"))) == N_CELLS
 
 
-def _busy_workers(raylet_pid: int) -> list[int]:
-    """Processes of the node whose raylet is ``raylet_pid`` that are training a cell (a Ray
-    worker's process title is ``ray::<task name>``, and each cell's task is named by its key)."""
-    busy = []
+def _cells_training_on(raylet_pid: int, logs: Path) -> list[str]:
+    """Keys of the cells that a worker of the node whose raylet is ``raylet_pid`` is training,
+    past their log's first line (a Ray worker's process title is ``ray::<task name>``, each
+    cell's task is named by its key, and the title is set before the cell starts its log)."""
+    keys = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
+            title = (stat.parent / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, UnicodeDecodeError):
             continue
-        if int(fields[1]) == raylet_pid and cmdline.startswith(b"ray::autoencoder/"):
-            busy.append(int(stat.parent.name))
-    return busy
+        if int(fields[1]) != raylet_pid or not title.startswith("ray::autoencoder/"):
+            continue
+        key = title.removeprefix("ray::")
+        log = logs / f"{key.replace('/', '_')}.log"
+        text = log.read_text() if log.exists() else ""
+        if "started on" in text and "finished in" not in text:
+            keys.append(key)
+    return keys
 
 
 @needs_ray
@@ -229,20 +235,24 @@ def test_killing_a_node_mid_grid_still_ends_with_every_row(
     two_nodes, idx_dir, tmp_path, start_driver
 ):
     cluster, worker = two_nodes
-    grid = ray_grid(tmp_path / "g.yaml", idx_dir, tmp_path, "killed", n_epochs=12)
+    # 30 epochs: a cell of a few seconds, so that the kill lands while it trains
+    grid = ray_grid(tmp_path / "g.yaml", idx_dir, tmp_path, "killed", n_epochs=30)
     proc = start_driver(grid, cluster.address)
     raylet = worker.all_processes["raylet"][0].process.pid
+    logs = tmp_path / "killed" / "cells"
     deadline = time.monotonic() + 120
-    while not _busy_workers(raylet) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _busy_workers(raylet), f"no cell ever ran on the second node: {proc.poll()}"
-    time.sleep(1.0)  # mid-cell (a cell of 12 epochs takes several seconds)
-    cluster.remove_node(worker, allow_graceful=False)  # its raylet and workers are killed
+    while not (busy := _cells_training_on(raylet, logs)) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no cell ever ran on the second node"
+        time.sleep(0.05)
+    assert busy, f"the grid ended before a cell ran on the second node: {proc.poll()}"
+    # at once, while that cell is training: its raylet and workers are killed
+    cluster.remove_node(worker, allow_graceful=False)
     output = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, output
     rows = read_results(tmp_path / "killed" / "results.csv")
     assert len(rows) == N_CELLS and all(float(r["auroc"]) > 0 for r in rows)
     assert "FAILED" not in output
     # the cell that was training on the killed node was started again, on the head node
-    logs = [p.read_text() for p in (tmp_path / "killed" / "cells").glob("*.log")]
-    assert len(logs) == N_CELLS and any(text.count("started on") == 2 for text in logs)
+    texts = {p.name: p.read_text() for p in logs.glob("*.log")}
+    assert len(texts) == N_CELLS
+    assert texts[f"{busy[0].replace('/', '_')}.log"].count("started on") == 2, texts
