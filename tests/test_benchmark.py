@@ -180,6 +180,31 @@ def test_rows_of_other_machines_survive_a_rerun(idx_dir, tmp_path):
     assert foreign in results.read_text().splitlines()
 
 
+def test_a_grid_another_process_runs_is_refused_until_that_process_ends(idx_dir, tmp_path, capsys):
+    config = smoke_yaml(tmp_path / "a.yaml", idx_dir, tmp_path / "out", "busy")
+    config.write_text(
+        config.read_text().replace("normal_classes: [0, 1, 2]", "normal_classes: [0]")
+    )
+    directory = tmp_path / "out" / "busy"
+    directory.mkdir(parents=True)
+    holder = subprocess.Popen(  # a benchmark process holding the grid, as far as the lock tells
+        [sys.executable, "-c", "import sys, time; from filelock import FileLock; "
+         "lock = FileLock(sys.argv[1]); lock.acquire(); print('held', flush=True); time.sleep(120)",
+         str(directory / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main(["benchmark", str(config)]) == 2
+        assert "another `anomalia benchmark` is running the grid" in capsys.readouterr().err
+        assert not (directory / "results.csv").exists()  # nothing read, written or trained
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # a crash: the lock goes with its process
+        holder.wait()
+    assert main(["benchmark", str(config)]) == 0
+    assert len(read_results(directory / "results.csv")) == 4
+
+
 def test_a_grid_shared_out_over_two_machines_merges_into_one_summary(idx_dir, tmp_path, capsys):
     # "machine A" runs seed 0, "machine B" seed 1, each into its own directory, same grid name
     a = smoke_yaml(tmp_path / "a.yaml", idx_dir, tmp_path / "a", "grid")

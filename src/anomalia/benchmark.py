@@ -8,7 +8,8 @@ classes. Each cell is an ordinary run with its own run directory under
 line, flushed and synced), so an interruption loses no finished cell; running the same command
 again skips finished cells, resumes a cell whose run was cut short from its checkpoint, and at the
 end rewrites ``results.csv`` in grid order, so an interrupted-and-resumed benchmark ends with the
-same file as an uninterrupted one. Timings go to ``timings.csv``.
+same file as an uninterrupted one. Timings go to ``timings.csv``. One invocation at a time runs
+a grid: a second one on the same ``<output_dir>/<name>`` is refused while the first runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from anomalia.config import (
     RunConfig,
@@ -352,13 +355,31 @@ def _run_cell_subprocess(run: RunConfig, run_dir: RunDir, cell_file: Path, threa
         raise RuntimeError(f"exit code {code}; see {log}")
 
 
+def _lock_grid(directory: Path) -> FileLock:
+    """Hold ``directory/.lock``, or a :class:`ConfigError` when another process holds it (the
+    operating system frees the lock when its holder ends, however it ends)."""
+    lock = FileLock(directory / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"another `anomalia benchmark` is running the grid in {directory} (it holds "
+            f"{lock.lock_file}); wait for it to end, or give this grid another `name`. If no "
+            "benchmark runs there (a crash on a shared disk without file locks), delete that file"
+        ) from None
+    return lock
+
+
 class GridRun:
     """The driver's side of one ``anomalia benchmark`` invocation, whatever runs the cells:
     ``results.csv`` (a row appended as each cell finishes), ``timings.csv``, progress lines
     with an estimate of the time left, and the final rewrite in grid order.
 
-    An executor calls :meth:`prepare` before it trains a cell, then :meth:`finished` or
-    :meth:`failed` for it, and :meth:`close` at the end.
+    An executor enters it (``with GridRun(...) as grid_run``), calls :meth:`prepare` before it
+    trains a cell, then :meth:`finished` or :meth:`failed` for it, and :meth:`close` at the end.
+    From construction to exit it holds a lock on the grid's directory: two invocations of one
+    grid would train the same cells into the same run directories, and one's final rewrite of
+    ``results.csv`` could drop the rows the other appended meanwhile.
 
     Args:
         config: the grid.
@@ -377,14 +398,28 @@ class GridRun:
         self.config, self.parallel, self.echo = config, max(parallel, 1), echo
         self.directory = config.directory
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._hold = _lock_grid(self.directory)
+        try:
+            self._open(how)
+        except BaseException:
+            self._hold.release()
+            raise
+
+    def __enter__(self) -> GridRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hold.release()
+
+    def _open(self, how: str) -> None:
         with atomic_open(self.directory / "benchmark.yaml") as handle:
-            handle.write(dump_yaml(to_dict(config)))
+            handle.write(dump_yaml(to_dict(self.config)))
         self.results_path = self.directory / "results.csv"
         finished = {r["cell"]: r for r in read_results(self.results_path)}
         write_csv(self.results_path, list(finished.values()), RESULT_FIELDS)  # drops a torn line
         self._results = _Appender(self.results_path, RESULT_FIELDS)
         self._timings = _Appender(self.directory / "timings.csv", ["cell", "seconds"])
-        self.grid = cells(config)
+        self.grid = cells(self.config)
         self.todo = [c for c in self.grid if c.key not in finished]
         self.done = len(self.grid) - len(self.todo)
         self.running = 0
@@ -392,8 +427,8 @@ class GridRun:
         self._seconds_by_method: dict[str, list[float]] = {}  # cells trained here
         self._left_by_method = Counter(c.method for c in self.todo)
         self._lock = threading.Lock()
-        echo(
-            f"benchmark {config.name}: {len(self.grid)} cells, {self.done} already finished, "
+        self.echo(
+            f"benchmark {self.config.name}: {len(self.grid)} cells, {self.done} already finished, "
             f"{len(self.todo)} to run with {how}"
         )
 
@@ -492,13 +527,14 @@ def run_benchmark(
         except Exception as err:  # one bad cell must not stop the grid
             grid_run.failed(cell, err)
 
-    if jobs == 1:
-        for cell in grid_run.todo:
-            work(cell)
-    else:
-        with ThreadPoolExecutor(jobs) as pool:
-            list(pool.map(work, grid_run.todo))
-    return grid_run.close()
+    with grid_run:
+        if jobs == 1:
+            for cell in grid_run.todo:
+                work(cell)
+        else:
+            with ThreadPoolExecutor(jobs) as pool:
+                list(pool.map(work, grid_run.todo))
+        return grid_run.close()
 
 
 def estimate_seconds_left(

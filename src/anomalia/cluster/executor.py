@@ -87,7 +87,7 @@ def run_benchmark_on_ray(
             config, parallel, f"Ray ({cpus:g} CPUs, up to {parallel} cells at once)", echo
         )
         task = ray.remote(train_cell_task)
-        with _storage_marker(config.directory) as marker:
+        with grid_run, _storage_marker(config.directory) as marker:
             pending: dict[Any, Cell] = {}
             for cell in grid_run.todo:
                 try:
@@ -131,7 +131,7 @@ def run_benchmark_on_ray(
                     _take_outcome(grid_run, config, cell, outcome)
                 except Exception as err:  # e.g. a sent-back run that cannot be unpacked
                     grid_run.failed(cell, err)
-        return grid_run.close()
+            return grid_run.close()
 
 
 def _take_outcome(
