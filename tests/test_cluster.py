@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from anomalia.benchmark import BenchmarkConfig, load_benchmark_config, read_results
+from anomalia.benchmark import (
+    BenchmarkConfig,
+    cell_log,
+    cells,
+    load_benchmark_config,
+    read_results,
+)
 from anomalia.cli import main
 from anomalia.errors import ConfigError
 from anomalia.rundir import RunDir
@@ -209,10 +215,11 @@ def test_two_nodes_without_shared_storage_send_run_directories_back(
     assert len(list((tmp_path / "smoke" / "cells").glob("*.log"))) == N_CELLS
 
 
-def _cells_training_on(raylet_pid: int, logs: Path) -> list[str]:
+def _cells_training_on(raylet_pid: int, logs: dict[str, Path]) -> list[str]:
     """Keys of the cells that a worker of the node whose raylet is ``raylet_pid`` is training,
-    past their log's first line (a Ray worker's process title is ``ray::<task name>``, each
-    cell's task is named by its key, and the title is set before the cell starts its log)."""
+    past their log's first line (``logs``: each cell's log by key; a Ray worker's process title
+    is ``ray::<task name>``, each cell's task is named by its key, and the title is set before
+    the cell starts its log)."""
     keys = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -223,8 +230,7 @@ def _cells_training_on(raylet_pid: int, logs: Path) -> list[str]:
         if int(fields[1]) != raylet_pid or not title.startswith("ray::autoencoder/"):
             continue
         key = title.removeprefix("ray::")
-        log = logs / f"{key.replace('/', '_')}.log"
-        text = log.read_text() if log.exists() else ""
+        text = logs[key].read_text() if logs[key].exists() else ""
         if "started on" in text and "finished in" not in text:
             keys.append(key)
     return keys
@@ -239,7 +245,8 @@ def test_killing_a_node_mid_grid_still_ends_with_every_row(
     grid = ray_grid(tmp_path / "g.yaml", idx_dir, tmp_path, "killed", n_epochs=30)
     proc = start_driver(grid, cluster.address)
     raylet = worker.all_processes["raylet"][0].process.pid
-    logs = tmp_path / "killed" / "cells"
+    config = load_benchmark_config(grid)
+    logs = {cell.key: cell_log(config, cell) for cell in cells(config)}
     deadline = time.monotonic() + 120
     while not (busy := _cells_training_on(raylet, logs)) and proc.poll() is None:
         assert time.monotonic() < deadline, "no cell ever ran on the second node"
@@ -253,6 +260,6 @@ def test_killing_a_node_mid_grid_still_ends_with_every_row(
     assert len(rows) == N_CELLS and all(float(r["auroc"]) > 0 for r in rows)
     assert "FAILED" not in output
     # the cell that was training on the killed node was started again, on the head node
-    texts = {p.name: p.read_text() for p in logs.glob("*.log")}
-    assert len(texts) == N_CELLS
-    assert texts[f"{busy[0].replace('/', '_')}.log"].count("started on") == 2, texts
+    assert len(logs) == N_CELLS and all(log.exists() for log in logs.values())
+    texts = {key: log.read_text() for key, log in logs.items()}
+    assert texts[busy[0]].count("started on") == 2, texts
