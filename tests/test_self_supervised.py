@@ -19,12 +19,15 @@ from anomalia.models.self_supervised.torch_model import quarter_turn
 
 
 def test_rotation_loss_and_exposure_by_hand():
-    sure = torch.tensor([[10.0, 0.0, 0.0, 0.0], [0.0, 0.0, 10.0, 0.0]])
+    sure = torch.tensor([[10.0, 0.0, 0.0, 0.0], [0.0, 0.0, 10.0, 0.0]])[:, None]  # 1 member
     assert float(rotation_loss(sure, torch.tensor([0, 2]))) < 1e-3  # right and confident
     assert float(rotation_loss(sure, torch.tensor([1, 3]))) > 9.0  # wrong and confident
     # exposure: least, log 4, when the head is unsure; confident logits cost more
     assert float(exposure_loss(torch.zeros(3, 4))) == pytest.approx(np.log(4), rel=1e-6)
     assert float(exposure_loss(sure)) > 3.0
+    # two members, one right and one wrong by 10 logits on each image: the mean, about 5
+    both = torch.cat([sure, sure.roll(1, dims=2)], dim=1)  # (2 images, 2 members, 4)
+    assert float(rotation_loss(both, torch.tensor([0, 2]))) == pytest.approx(5.0, abs=1e-3)
 
 
 def test_rotate_quarters_turns_each_image_its_own_way():
@@ -61,6 +64,71 @@ def test_scoring_path_gives_the_plain_networks_numbers():
             plain = scorer.encoder.net(images).mean(dim=(2, 3))
             torch.testing.assert_close(scorer.encoder(images), plain, rtol=1e-5, atol=1e-6)
     assert norm.num_batches_tracked == 1  # scoring changed no statistics
+
+
+def _member(ensemble: SelfSupervisedScorer, m: int) -> SelfSupervisedScorer:
+    """A one-network scorer holding member ``m``'s slice of every layer of ``ensemble``."""
+    single = SelfSupervisedScorer(3, 20, width=ensemble.encoder.out_dim // 4)
+    sliced = {}
+    for name, tensor in ensemble.state_dict().items():
+        target = single.state_dict()[name]
+        if tensor.dim() == 0 or name in ("normal_bank", "anomaly_bank"):
+            sliced[name] = tensor if tensor.dim() == 0 else target
+        else:
+            rows = target.shape[0]
+            sliced[name] = tensor[m * rows : (m + 1) * rows]
+    single.load_state_dict(sliced)
+    return single
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_an_ensemble_is_its_members_side_by_side(mode):
+    # Each member of a grouped ensemble computes exactly what a plain network with its
+    # weights does (no member sees another's channels), in training (plain modules) and in
+    # scoring (folded batch norm); the scores average the members, the features join them.
+    torch.manual_seed(0)
+    ensemble = SelfSupervisedScorer(3, 20, width=4, members=3)
+    assert ensemble.feature_dim == 3 * 16
+    members = [_member(ensemble, m) for m in range(3)]
+    assert not torch.equal(members[0].rotation_head.weight, members[1].rotation_head.weight)
+    x = torch.rand(5, 3, 20, 20)
+    for net in [ensemble, *members]:
+        net.train(mode == "train")
+    with torch.no_grad():
+        logits = ensemble.rotation_logits(x)
+        assert logits.shape == (5, 3, 4)
+        for m, single in enumerate(members):
+            torch.testing.assert_close(logits[:, m], single.rotation_logits(x)[:, 0])
+        if mode == "eval":
+            scores = torch.stack([single.rotation_score(x) for single in members])
+            torch.testing.assert_close(ensemble.rotation_score(x), scores.mean(dim=0))
+            joined = torch.cat([single.features(x) for single in members], dim=1) / 3**0.5
+            torch.testing.assert_close(ensemble.features(x), joined)
+            torch.testing.assert_close(joined.norm(dim=1), torch.ones(5))
+
+
+def test_ensemble_trains_saves_loads_and_exports(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    from anomalia.export import export_onnx
+
+    rng = np.random.default_rng(0)
+    images = np.concatenate([glyphs("T", 32, rng), glyphs("L", 4, rng)])
+    labels = np.r_[np.zeros(32), np.ones(4)]
+    settings = {"progress_bar": False, "accelerator": "cpu", "seed": 0, "n_epochs": 1}
+    detector = Detector("self_supervised", members=2, width=4, batch_size=16, **settings)
+    detector.fit(images, labels, val_images=images[:8])
+    test = glyphs("L", 5, rng).astype(np.float32) / 255
+    detector.save(tmp_path / "model.pt")
+    loaded = Detector.load(tmp_path / "model.pt", accelerator="cpu")
+    assert loaded.model_.members == 2
+    np.testing.assert_array_equal(loaded.decision_function(test), detector.decision_function(test))
+    session = onnxruntime.InferenceSession(
+        str(export_onnx(loaded, tmp_path / "model.onnx")), providers=["CPUExecutionProvider"]
+    )
+    (onnx_scores,) = session.run(["scores"], {"images": test})
+    np.testing.assert_allclose(onnx_scores, detector.decision_function(test), rtol=1e-4)
 
 
 def glyphs(

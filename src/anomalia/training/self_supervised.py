@@ -61,7 +61,7 @@ class SelfSupervisedModule(AnomalyModule):
         normals, anomalies = x[targets == 0], x[targets == 1]
         first, first_turns = self._turned_view(normals, batch_idx, 0)
         second, second_turns = self._turned_view(normals, batch_idx, 1)
-        logits = self.model.rotation_logits(torch.cat([first, second]))  # (2n, 4)
+        logits = self.model.rotation_logits(torch.cat([first, second]))  # (2n, members, 4)
         terms = {"rotation": rotation_loss(logits, torch.cat([first_turns, second_turns]))}
         loss = terms["rotation"]
         if self.config.exposure_weight > 0 and len(anomalies):

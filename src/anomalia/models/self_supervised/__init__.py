@@ -54,6 +54,12 @@ class SelfSupervisedConfig(ModelConfig):
         "rotation plus knn's blurred-pixel score, each divided by its spread over the normal "
         "training images (for centred images such as Fashion-MNIST; docs/results.md)",
     )
+    members: int = param(
+        1,
+        ge=1,
+        help="networks trained side by side, each from its own initial weights, their scores "
+        "averaged (an ensemble: training and scoring cost about this many times one network)",
+    )
     k: int = param(3, ge=1, help="neighbours averaged for each distance (score: neighbours)")
     anomaly_weight: float = param(
         0.5,
@@ -64,8 +70,9 @@ class SelfSupervisedConfig(ModelConfig):
     def build(self, in_channels: int, image_size: int) -> SelfSupervisedScorer:
         pixels = KnnConfig().build(in_channels, image_size) if self.score == "fused" else None
         return SelfSupervisedScorer(
-            in_channels, image_size, self.width, self.k, self.anomaly_weight, self.score, pixels
-        )
+            in_channels, image_size, self.width, self.k, self.anomaly_weight, self.score, pixels,
+            self.members,
+        )  # fmt: skip
 
 
 __all__ = [

@@ -14,32 +14,41 @@ from anomalia.models.knn.torch_model import FeatureBankScorer, KnnScorer
 SelfSupervisedScore = Literal["rotation", "neighbours", "fused"]
 
 
-def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+def _block(c_in: int, c_out: int, stride: int, groups: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False, groups=groups),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
     )
 
 
 class ConvEncoder(nn.Module):
-    """(B, C, H, W) -> (B, 4 * width): four conv blocks (the first three halve the side), then
-    a global average pool, so the features do not depend on where in the image a shape is.
-    Halving from the first block keeps a training step cheap enough for a CPU."""
+    """(B, C, H, W) -> (B, members * 4 * width): four conv blocks (the first three halve the
+    side), then a global average pool, so the features do not depend on where in the image a
+    shape is. Halving from the first block keeps a training step cheap enough for a CPU.
 
-    def __init__(self, in_channels: int, width: int = 32) -> None:
+    ``members`` > 1 makes it that many independent encoders, each from its own initial weights,
+    run as one network of grouped convolutions (member m owns the m-th slice of every layer's
+    channels; its features are the m-th ``out_dim`` slice of the output): one pass for the
+    whole ensemble, and with one member exactly the plain encoder."""
+
+    def __init__(self, in_channels: int, width: int = 32, members: int = 1) -> None:
         super().__init__()
+        m = members
         self.net = nn.Sequential(
-            _block(in_channels, width, 2),
-            _block(width, 2 * width, 2),
-            _block(2 * width, 4 * width, 2),
-            _block(4 * width, 4 * width, 1),
+            _block(m * in_channels, m * width, 2, m),
+            _block(m * width, m * 2 * width, 2, m),
+            _block(m * 2 * width, m * 4 * width, 2, m),
+            _block(m * 4 * width, m * 4 * width, 1, m),
         )
-        self.out_dim = 4 * width
+        self.members = members
+        self.out_dim = 4 * width  # per member
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.members > 1:
+            x = x.repeat(1, self.members, 1, 1)  # each member's group sees the whole image
         if self.training:
-            return self.net(x).mean(dim=(2, 3))  # (B, 4 * width)
+            return self.net(x).mean(dim=(2, 3))  # (B, members * 4 * width)
         # Scoring is nearly all convolution: run it on channels-last tensors, which oneDNN
         # computes faster, with each batch norm folded into its convolution (docs/benchmarks.md).
         # The same numbers to float rounding; training keeps the plain modules, so seeded
@@ -51,8 +60,8 @@ class ConvEncoder(nn.Module):
             scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)  # (C_out,)
             bias = norm.bias - norm.running_mean * scale  # (the convolution has none)
             weight = conv.weight * scale[:, None, None, None]
-            h = F.relu(F.conv2d(h, weight, bias, conv.stride, conv.padding))
-        return h.mean(dim=(2, 3))  # (B, 4 * width)
+            h = F.relu(F.conv2d(h, weight, bias, conv.stride, conv.padding, 1, conv.groups))
+        return h.mean(dim=(2, 3))  # (B, members * 4 * width)
 
 
 def quarter_turn(x: torch.Tensor, quarters: int) -> torch.Tensor:
@@ -80,6 +89,25 @@ def rotate_quarters(x: torch.Tensor, quarters: torch.Tensor) -> torch.Tensor:
     return out
 
 
+class GroupedLinear(nn.Linear):
+    """``members`` independent linear maps, in_features -> out_features each, as one layer:
+    (B, members * in_features) -> (B, members, out_features). Member m maps the m-th slice of
+    the input with the m-th block of out_features rows of ``weight``; with one member exactly an
+    ``nn.Linear`` (the same parameters, initial values and state-dict keys)."""
+
+    def __init__(self, in_features: int, out_features: int, members: int = 1) -> None:
+        super().__init__(in_features, members * out_features)
+        self.members = members
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.members
+        if m == 1:
+            return super().forward(x)[:, None]
+        w = self.weight.view(m, -1, self.in_features)  # (m, out, in)
+        y = torch.einsum("bmi,moi->bmo", x.unflatten(1, (m, self.in_features)), w)
+        return y + self.bias.view(m, -1)
+
+
 class SelfSupervisedScorer(FeatureBankScorer):
     """Scores an image by how badly the network tells which way up it is, or by its nearest
     normal neighbours in the encoder's feature space.
@@ -95,6 +123,11 @@ class SelfSupervisedScorer(FeatureBankScorer):
       deviation over the normal training images (``fusion_scale``): what the network learned
       about shape, and what the pixels say about everything else.
 
+    With ``members`` > 1 the scorer is an ensemble: that many encoders and rotation heads,
+    trained side by side from their own initial weights (:class:`ConvEncoder`,
+    :class:`GroupedLinear`). The rotation score is then the mean over members, and a
+    feature row is the members' unit-length features side by side, scaled to unit length.
+
     The feature banks are filled in every case (the cost is one pass over the training set)
     so that a saved detector always holds its training features; ``pixels`` exists only for
     ``fused``.
@@ -109,34 +142,41 @@ class SelfSupervisedScorer(FeatureBankScorer):
     def __init__(
         self, in_channels: int, image_size: int, width: int = 32, k: int = 3,
         anomaly_weight: float = 0.5, score: SelfSupervisedScore = "rotation",
-        pixels: KnnScorer | None = None,
+        pixels: KnnScorer | None = None, members: int = 1,
     ) -> None:  # fmt: skip
         if (score == "fused") != (pixels is not None):
             raise ValueError("a pixel scorer is needed for, and only for, score='fused'")
-        encoder = ConvEncoder(in_channels, width)
-        super().__init__(encoder.out_dim, k, anomaly_weight)
+        encoder = ConvEncoder(in_channels, width, members)
+        super().__init__(members * encoder.out_dim, k, anomaly_weight)
         self.score_kind = score
+        self.members = members
         self.encoder = encoder
-        self.rotation_head = nn.Linear(encoder.out_dim, 4)
+        self.rotation_head = GroupedLinear(encoder.out_dim, 4, members)
         self.pixels = pixels
         # (rotation, pixels); None (not saved) unless fused, so detectors saved before
         # ``fused`` existed still load.
         self.register_buffer("fusion_scale", None if pixels is None else torch.ones(2))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) in [0, 1] -> unit-length features (B, 4 * width)."""
-        return F.normalize(self.encoder(x.float()), dim=1)
+        """(B, C, H, W) in [0, 1] -> unit-length features (B, members * 4 * width)."""
+        h = self.encoder(x.float())
+        if self.members == 1:
+            return F.normalize(h, dim=1)
+        per_member = F.normalize(h.unflatten(1, (self.members, -1)), dim=2)
+        return per_member.flatten(1) / self.members**0.5
 
     def rotation_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The rotation head's logits (B, 4) for images (B, C, H, W)."""
+        """Each member's rotation logits (B, members, 4) for images (B, C, H, W)."""
         return self.rotation_head(self.encoder(x.float()))
 
     def rotation_score(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over the four quarter turns of -log p(turn | turned image), shape (B,)."""
+        """Mean over the four quarter turns (and the members) of -log p(turn | turned
+        image), shape (B,)."""
         terms = [
-            F.log_softmax(self.rotation_logits(quarter_turn(x, q)), dim=1)[:, q] for q in range(4)
-        ]  # (no zeros of the batch's length to add to: ONNX would fix the batch size)
-        return -torch.stack(terms, dim=1).mean(dim=1)
+            F.log_softmax(self.rotation_logits(quarter_turn(x, q)), dim=2)[:, :, q]
+            for q in range(4)
+        ]  # (B, members) each (no zeros of the batch's length to add to: ONNX would fix it)
+        return -torch.stack(terms, dim=2).flatten(1).mean(dim=1)
 
     def set_fusion_scale(self, rotation: torch.Tensor, pixels: torch.Tensor | None) -> None:
         """Store the spreads of the two scores (B,) of normal training images for ``fused``
