@@ -27,6 +27,7 @@ saw (neither trained on nor validated with). Prints, per run and on the mean, th
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,15 +135,26 @@ def print_table(rows: dict[str, dict[str, float]]) -> None:
     print("| mean | " + " | ".join(f"{m:.2f}" for m in means) + " |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_script(
+    doc: str,
+    aurocs: Callable[[Path], dict[str, float]],
+    name: Callable[[Path], str] = lambda run_dir: f"{run_dir.parent.name}/{run_dir.name}",
+) -> None:
+    """A design script's command line: ``aurocs`` of each run directory given, a row each
+    (printed as it is done), then the table."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = {}
     for run_dir in args.run_dirs:
-        rows[f"{run_dir.parent.name}/{run_dir.name}"] = design_aurocs(run_dir)
+        rows[name(run_dir)] = aurocs(run_dir)
+        print(name(run_dir), {k: round(100 * v, 2) for k, v in rows[name(run_dir)].items()})
     print_table(rows)
+
+
+def main() -> None:
+    run_script(__doc__, design_aurocs)
 
 
 if __name__ == "__main__":

@@ -15,31 +15,19 @@ with ``members: 1`` and that initialisation would have given.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from self_supervised_design import batched, design_split, print_table
+from self_supervised_design import batched, design_split, run_script
 
 from anomalia.evaluation import auroc
-from anomalia.models.self_supervised.torch_model import quarter_turn
 
 
 def design_aurocs(run_dir: Path) -> dict[str, float]:
     design = design_split(run_dir)
     model, x, sets, labels = design.model, design.x, design.sets, design.labels
 
-    def per_member(b: torch.Tensor) -> torch.Tensor:
-        """Each member's rotation score (B, members)."""
-        terms = [
-            F.log_softmax(model.rotation_logits(quarter_turn(b, q)), dim=2)[:, :, q]
-            for q in range(4)
-        ]
-        return -torch.stack(terms).mean(dim=0)
-
-    rot = {n: batched(per_member, x[i]) for n, i in sets.items() if n != "val"}  # (N, members)
+    rot = {n: batched(model.member_rotation_scores, x[i]) for n, i in sets.items() if n != "val"}
     members = rot["q"].shape[1]
     out = {f"member {m + 1}": auroc(labels, rot["q"][:, m]) for m in range(members)}
     out["members' mean"] = float(np.mean(list(out.values())))
@@ -58,16 +46,7 @@ def design_aurocs(run_dir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", type=Path)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    rows = {}
-    for run_dir in args.run_dirs:
-        name = f"{run_dir.parents[4].name}/{run_dir.parent.name}/{run_dir.name}"
-        rows[name] = design_aurocs(run_dir)
-        print(name, {k: round(100 * v, 2) for k, v in rows[name].items()}, flush=True)
-    print_table(rows)
+    run_script(__doc__, design_aurocs, lambda d: f"{d.parents[4].name}/{d.parent.name}/{d.name}")
 
 
 if __name__ == "__main__":

@@ -25,13 +25,12 @@ Prints, per run and on the mean, the AUROC there of
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from self_supervised_design import batched, design_split, print_table
+from self_supervised_design import batched, design_split, run_script
 
 from anomalia.evaluation import auroc
 from anomalia.models.knn.torch_model import FeatureBankScorer, knn_distance
@@ -121,16 +120,11 @@ def design_aurocs(run_dir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", type=Path)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    rows = {}
-    for run_dir in args.run_dirs:
-        name = next(p for p in run_dir.parts if p.startswith("photo-like")) + "/" + run_dir.name
-        rows[name] = design_aurocs(run_dir)
-        print(name, {k: round(100 * v, 2) for k, v in rows[name].items()}, flush=True)
-    print_table(rows)
+    run_script(
+        __doc__,
+        design_aurocs,
+        lambda d: next(p for p in d.parts if p.startswith("photo-like")) + "/" + d.name,
+    )
 
 
 if __name__ == "__main__":

@@ -169,14 +169,18 @@ class SelfSupervisedScorer(FeatureBankScorer):
         """Each member's rotation logits (B, members, 4) for images (B, C, H, W)."""
         return self.rotation_head(self.encoder(x.float()))
 
-    def rotation_score(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over the four quarter turns (and the members) of -log p(turn | turned
-        image), shape (B,)."""
+    def member_rotation_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's mean over the four quarter turns of -log p(turn | turned image),
+        shape (B, members)."""
         terms = [
             F.log_softmax(self.rotation_logits(quarter_turn(x, q)), dim=2)[:, :, q]
             for q in range(4)
         ]  # (B, members) each (no zeros of the batch's length to add to: ONNX would fix it)
-        return -torch.stack(terms, dim=2).flatten(1).mean(dim=1)
+        return -torch.stack(terms, dim=2).mean(dim=2)
+
+    def rotation_score(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' mean of :meth:`member_rotation_scores`, shape (B,)."""
+        return self.member_rotation_scores(x).mean(dim=1)
 
     def set_fusion_scale(self, rotation: torch.Tensor, pixels: torch.Tensor | None) -> None:
         """Store the spreads of the two scores (B,) of normal training images for ``fused``
